@@ -1,0 +1,42 @@
+'use strict';
+// 2. Read fan-out: with N registered clients (default 10k), the server reads /3/0 (SenML-CBOR) from
+// every one of them, `window` requests in flight. Baseline: the bare dgram + coap-packet responder
+// reading the same fleet with raw GETs matched on message id and no decoding (the ceiling).
+const { Fleet } = require('./lib/fleet');
+const { ChildServer } = require('./lib/child-server');
+const { table, fmt } = require('./lib/table');
+const { encodeRecords } = require('../dist/lwm2m/content');
+
+function deviceAnswer() {
+  const values = [[0, 'Open Mobile Alliance'], [1, 'Lightweight M2M Client'], [2, '345000123'], [3, '1.0'], [9, 100], [11, 0], [13, new Date(1700000000000)], [16, 'U']];
+  const payload = encodeRecords('senml-cbor', values.map(([r, value]) => ({ path: { objectId: 3, instanceId: 0, resourceId: r }, value })), { basePath: { objectId: 3, instanceId: 0 } });
+  return { code: '2.05', options: [{ name: 'Content-Format', value: Buffer.from([112]) }], payload };
+}
+
+async function fanout(kind, n, window) {
+  const server = new ChildServer(kind);
+  const target = await server.start();
+  const fleet = new Fleet({ target, sockets: 64, window: 512, deadlineMs: 300000 });
+  await fleet.open();
+  const answer = deviceAnswer();
+  fleet.onRequest = () => answer;
+  let registered = 0;
+  await fleet.pump(n, (i) => fleet.register(i, `read-${i}`), (i, r) => { if (r && r.code === '2.01') registered++; });
+  const result = await server.run('readAll', { path: '/3/0', format: 'senml-cbor', window });
+  fleet.close();
+  await server.close();
+  return { kind, registered, ...result, rate: result.ok / result.seconds };
+}
+
+async function main(n = 10000, window = 256) {
+  const rows = [];
+  for (const kind of ['bare-responder', 'lwm2m-kit']) {
+    const r = await fanout(kind, n, window);
+    process.stderr.write(`read ${kind}: ${fmt(r.rate)}/s\n`);
+    rows.push([kind, fmt(r.registered), fmt(r.ok), fmt(r.rate), fmt(r.p50, 2), fmt(r.p99, 2)]);
+  }
+  return { text: table(`Read fan-out: GET /3/0 SenML-CBOR from ${fmt(n)} devices, ${window} in flight`, ['server', 'devices', 'reads ok', 'reads/s', 'p50 ms', 'p99 ms'], rows) };
+}
+
+module.exports = { main };
+if (require.main === module) main(Number(process.argv[2]) || 10000).catch((e) => { console.error(e); process.exit(1); });

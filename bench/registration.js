@@ -1,0 +1,70 @@
+'use strict';
+// 1. Registration storm and 4. memory per registered device.
+// N clients (default 10k, 50k, 100k) register (CON POST /rd, link-format with 6 objects) with each
+// server kind; registrations/s per decile show whether the store slows down as it grows.
+const { Fleet } = require('./lib/fleet');
+const { ChildServer } = require('./lib/child-server');
+const { table, fmt } = require('./lib/table');
+
+const KINDS = ['bare-responder', 'coap-minimal', 'lwm2m-kit'];
+
+async function storm(kind, n) {
+  const server = new ChildServer(kind);
+  const target = await server.start();
+  const before = await server.stats();
+  const fleet = new Fleet({ target, sockets: 64, window: 1024, deadlineMs: 300000 });
+  await fleet.open();
+  const decile = Math.ceil(n / 10);
+  const decileRates = [];
+  let ok = 0;
+  let failed = 0;
+  let mark = process.hrtime.bigint();
+  const started = mark;
+  let doneCount = 0;
+  await fleet.pump(n, (i) => fleet.register(i, `bench-${i}`), (i, res) => {
+    if (res && res.code === '2.01') ok++; else failed++;
+    doneCount++;
+    if (doneCount % decile === 0 || doneCount === n) {
+      const now = process.hrtime.bigint();
+      const count = doneCount % decile === 0 ? decile : doneCount % decile;
+      decileRates.push(count / (Number(now - mark) / 1e9));
+      mark = now;
+    }
+  });
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  fleet.close();
+  const after = await server.stats();
+  await server.close();
+  return {
+    kind, n, ok, failed, seconds, rate: ok / seconds, decileRates,
+    bytesPerDevice: (after.heapUsed - before.heapUsed) / Math.max(1, after.count),
+    rssPerDevice: (after.rss - before.rss) / Math.max(1, after.count),
+    stored: after.count,
+  };
+}
+
+async function main(sizes) {
+  const results = [];
+  for (const n of sizes) {
+    for (const kind of KINDS) {
+      const r = await storm(kind, n);
+      results.push(r);
+      process.stderr.write(`registration ${kind} n=${n}: ${fmt(r.rate)}/s ok=${r.ok} failed=${r.failed}\n`);
+    }
+  }
+  const rows = results.map((r) => {
+    const first = r.decileRates[0];
+    const worst = Math.min(...r.decileRates);
+    return [r.kind, fmt(r.n), fmt(r.ok), fmt(r.failed), fmt(r.rate), r.decileRates.map((d) => fmt(d / 1000, 1)).join(' '), fmt((worst / first) * 100) + '%'];
+  });
+  const t1 = table('Registration storm (registrations/s; deciles in thousands/s)', ['server', 'N', 'ok', 'failed', 'reg/s overall', 'per decile (k/s)', 'worst decile vs first'], rows);
+  const memRows = results.filter((r) => r.kind === 'lwm2m-kit').map((r) => [r.kind, fmt(r.stored), fmt(r.bytesPerDevice), fmt(r.rssPerDevice)]);
+  const t2 = table('Memory per registered device (after GC)', ['server', 'devices stored', 'heap bytes/device', 'RSS bytes/device'], memRows);
+  return { results, text: t1 + '\n' + t2 };
+}
+
+module.exports = { main };
+if (require.main === module) {
+  const sizes = process.argv.slice(2).map(Number).filter(Boolean);
+  main(sizes.length ? sizes : [10000, 50000, 100000]).catch((e) => { console.error(e); process.exit(1); });
+}

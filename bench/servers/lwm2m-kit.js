@@ -1,0 +1,43 @@
+'use strict';
+// The system under test: this package's Lwm2mServer (core only, no Node-RED).
+const { Lwm2mServer } = require('../../dist/lwm2m/server');
+const { serve } = require('./harness');
+
+serve(async (options) => {
+  const server = new Lwm2mServer({ port: 0, address: '127.0.0.1', requestTimeoutMs: 20000, ...(options || {}) });
+  server.on('warning', () => {});
+  await server.start();
+  const commands = {
+    // read fan-out: read `path` from every registered endpoint, `window` at a time
+    async readAll({ path, format, window }) {
+      const endpoints = server.listRegistrations().map((r) => r.endpoint);
+      const latencies = [];
+      let ok = 0;
+      let next = 0;
+      const started = process.hrtime.bigint();
+      const worker = async () => {
+        while (next < endpoints.length) {
+          const ep = endpoints[next++];
+          const t0 = process.hrtime.bigint();
+          try {
+            await server.read(ep, path, { format });
+            ok++;
+            latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+          } catch { /* counted as not ok */ }
+        }
+      };
+      await Promise.all(Array.from({ length: window }, worker));
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      latencies.sort((a, b) => a - b);
+      const pct = (p) => latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] : NaN;
+      return { total: endpoints.length, ok, seconds, p50: pct(0.5), p99: pct(0.99) };
+    },
+  };
+  return {
+    port: server.address().port,
+    count: () => server.listRegistrations().length,
+    close: () => server.stop(),
+    commands,
+    server,
+  };
+});

@@ -1,0 +1,112 @@
+#!/usr/bin/env node
+// `npm start`: Node-RED from this repository's own dependencies, with a user directory inside the
+// repository (.node-red/, git-ignored), this package loaded and the demo flow deployed; then a few
+// simulated devices: software LwM2M clients, and one BC66 modem played by the emulator behind a
+// pseudo-terminal pair (the demo flow's lwm2m-bc66 node opens the other end).
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const { spawn } = require('child_process');
+
+const root = path.join(__dirname, '..');
+const userDir = path.join(root, '.node-red');
+const ptyDir = path.join(root, '.pty');
+const demoFlow = path.join(root, 'examples', 'demo-server-and-devices.json');
+const port = Number(process.env.PORT || 1880);
+const serverPort = 5683;
+
+function prepareUserDir() {
+  fs.mkdirSync(path.join(userDir, 'node_modules'), { recursive: true });
+  const link = path.join(userDir, 'node_modules', 'node-red-contrib-lwm2m-kit');
+  if (!fs.existsSync(link)) fs.symlinkSync(root, link, 'dir');
+  fs.writeFileSync(path.join(userDir, 'settings.js'), `module.exports = {
+  uiPort: ${port},
+  flowFile: 'flows.json',
+  credentialSecret: 'lwm2m-kit-demo',
+  editorTheme: { projects: { enabled: false }, tours: false },
+  logging: { console: { level: 'info', metrics: false, audit: false } },
+};
+`);
+  const flows = path.join(userDir, 'flows.json');
+  // a flow the user changed in the editor is kept; delete .node-red/flows.json to get the demo back
+  if (!fs.existsSync(flows)) fs.copyFileSync(demoFlow, flows);
+}
+
+async function startDevices() {
+  const { Lwm2mClient } = require('../dist/lwm2m/client');
+  const { Bc66Emulator } = require('../dist/bc66');
+  const { startPtyPair } = require('../dist/bc66/pty-pair');
+
+  fs.mkdirSync(ptyDir, { recursive: true });
+  const pty = await startPtyPair(path.join(ptyDir, 'modem'), path.join(ptyDir, 'host'));
+  const emulator = new Bc66Emulator({ path: path.join(ptyDir, 'modem'), imei: '866425030012345' });
+  await emulator.start();
+
+  const clients = [];
+  for (let i = 1; i <= 3; i++) {
+    const client = new Lwm2mClient({
+      endpoint: `urn:dev:demo-sensor-${i}`,
+      server: { host: '127.0.0.1', port: serverPort },
+      lifetime: 60,
+      localAddress: '127.0.0.1',
+    });
+    client.setInstance(3303, 0, { 5700: 20 + i, 5701: 'Cel', 5601: 20 + i, 5602: 20 + i });
+    client.setInstance(3304, 0, { 5700: 40 + i, 5701: '%RH' });
+    client.on('warning', (err) => console.log(`[demo-sensor-${i}] ${err.message}`));
+    clients.push(client);
+  }
+  // devices start once Node-RED has had time to bind the LwM2M port; they retry registration anyway
+  for (const client of clients) await client.start().catch((err) => console.log(`[demo] ${err.message}`));
+  let tick = 0;
+  const timer = setInterval(() => {
+    tick++;
+    clients.forEach((client, i) => {
+      const temperature = Math.round((21 + i + 2 * Math.sin((tick + 3 * i) / 5)) * 10) / 10;
+      client.setValue('/3303/0/5700', temperature);
+      client.setValue('/3304/0/5700', Math.round((45 + 5 * Math.cos(tick / 7 + i)) * 10) / 10);
+    });
+  }, 5000);
+  return async () => {
+    clearInterval(timer);
+    await Promise.all(clients.map((c) => c.stop().catch(() => {})));
+    await emulator.stop().catch(() => {});
+    await pty.stop();
+  };
+}
+
+async function main() {
+  prepareUserDir();
+  const red = spawn(process.execPath, [require.resolve('node-red/red.js'), '--userDir', userDir, '--port', String(port)], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let stopDevices = null;
+  let stopping = false;
+  red.stdout.on('data', (chunk) => {
+    process.stdout.write(chunk);
+    if (!stopDevices && /Started flows/.test(chunk.toString())) {
+      stopDevices = startDevices().then((stop) => {
+        console.log(`\nDemo running: open http://localhost:${port} — simulated devices register with the LwM2M server on UDP ${serverPort}.`);
+        console.log('Press Ctrl+C to stop.\n');
+        return stop;
+      }, (err) => {
+        console.error(`demo devices failed to start: ${err.stack || err}`);
+        return async () => {};
+      });
+    }
+  });
+  const shutdown = async () => {
+    if (stopping) return;
+    stopping = true;
+    if (stopDevices) await (await stopDevices)();
+    red.kill('SIGINT');
+  };
+  process.on('SIGINT', shutdown);
+  process.on('SIGTERM', shutdown);
+  red.on('exit', (code) => process.exit(code || 0));
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,209 @@
+/**
+ * SenML JSON (110) and SenML CBOR (112) as LwM2M 1.1 Core §7.4.4–7.4.5 profiles them: names are
+ * LwM2M paths (bn + n), values in v / vs / vb / vd / vlo. Also the path lists of Read-Composite
+ * and Observe-Composite requests (records with a name only).
+ */
+import { formatPath, parsePath, pathDepth, PathError } from '../path';
+import { Lwm2mPath, ResourceRecord, ResourceTypeLookup, ResourceValue } from '../types';
+import { CborValue, decodeCbor, encodeCbor } from './cbor';
+import { DecodeError, EncodeError } from './errors';
+import { isObjectLink, valueFromText } from './values';
+
+/** One SenML record in neutral form, before it is JSON or CBOR. */
+interface SenmlRecord {
+  bn?: string;
+  n?: string;
+  v?: number;
+  vs?: string;
+  vb?: boolean;
+  vd?: Buffer;
+  vlo?: string;
+}
+
+const CBOR_LABELS: Record<string, keyof SenmlRecord | 'bt' | 't'> = { '-2': 'bn', '-3': 'bt', '0': 'n', '2': 'v', '3': 'vs', '4': 'vb', '6': 't', '8': 'vd', vlo: 'vlo' };
+const CBOR_KEYS: Record<keyof SenmlRecord, number | string> = { bn: -2, n: 0, v: 2, vs: 3, vb: 4, vd: 8, vlo: 'vlo' };
+
+function toSenml(records: ResourceRecord[], basePath: Lwm2mPath | undefined): SenmlRecord[] {
+  const composite = !basePath || records.some((r) => r.path.objectId !== basePath.objectId);
+  const base = composite || !basePath ? '' : pathDepth(basePath) >= 3 ? formatPath(basePath) : `${formatPath(basePath)}/`;
+  return records.map((r, i) => {
+    const full = formatPath(r.path);
+    const out: SenmlRecord = {};
+    if (i === 0 && base) out.bn = base;
+    if (base && full.startsWith(base)) {
+      const rest = full.slice(base.length);
+      if (rest) out.n = rest;
+    } else {
+      out.n = full;
+    }
+    putValue(out, r.value);
+    return out;
+  });
+}
+
+function putValue(out: SenmlRecord, value: ResourceValue): void {
+  if (typeof value === 'number') out.v = value;
+  else if (typeof value === 'string') out.vs = value;
+  else if (typeof value === 'boolean') out.vb = value;
+  else if (Buffer.isBuffer(value)) out.vd = value;
+  else if (value instanceof Date) out.v = Math.floor(value.getTime() / 1000);
+  else if (isObjectLink(value)) out.vlo = `${value.objectId}:${value.instanceId}`;
+  else throw new EncodeError('SenML: unsupported value');
+}
+
+function fromSenml(records: SenmlRecord[], types: ResourceTypeLookup | undefined, requireValue: boolean): ResourceRecord[] {
+  let bn = '';
+  const out: ResourceRecord[] = [];
+  for (const rec of records) {
+    if (rec.bn !== undefined) bn = rec.bn;
+    const name = bn + (rec.n ?? '');
+    let path: Lwm2mPath;
+    try {
+      path = parsePath(name);
+    } catch (err) {
+      throw new DecodeError(`SenML: bad name "${name}": ${(err as PathError).message}`);
+    }
+    const value = readValue(rec, path, types);
+    if (value === undefined) {
+      if (requireValue) throw new DecodeError(`SenML: record "${name}" has no value`);
+      out.push({ path, value: '' });
+      continue;
+    }
+    if (path.resourceId === undefined) throw new DecodeError(`SenML: value record "${name}" is not a resource path`);
+    out.push({ path, value });
+  }
+  return out;
+}
+
+function readValue(rec: SenmlRecord, path: Lwm2mPath, types: ResourceTypeLookup | undefined): ResourceValue | undefined {
+  const type = path.resourceId !== undefined ? types?.resourceType(path.objectId, path.resourceId) : undefined;
+  if (rec.v !== undefined) {
+    if (typeof rec.v !== 'number') throw new DecodeError('SenML: v must be a number');
+    return type === 'time' ? new Date(rec.v * 1000) : rec.v;
+  }
+  if (rec.vs !== undefined) {
+    if (typeof rec.vs !== 'string') throw new DecodeError('SenML: vs must be a string');
+    return type && type !== 'string' && type !== 'corelnk' && type !== 'opaque' ? valueFromText(rec.vs, type) : rec.vs;
+  }
+  if (rec.vb !== undefined) {
+    if (typeof rec.vb !== 'boolean') throw new DecodeError('SenML: vb must be a boolean');
+    return rec.vb;
+  }
+  if (rec.vd !== undefined) return rec.vd;
+  if (rec.vlo !== undefined) {
+    if (typeof rec.vlo !== 'string') throw new DecodeError('SenML: vlo must be a string');
+    return valueFromText(rec.vlo, 'objlnk');
+  }
+  return undefined;
+}
+
+// ---- JSON ----
+
+function parseJsonArray(payload: Buffer): Record<string, unknown>[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(payload.toString('utf8'));
+  } catch {
+    throw new DecodeError('SenML JSON: not valid JSON');
+  }
+  if (!Array.isArray(parsed) || !parsed.every((r) => typeof r === 'object' && r !== null && !Array.isArray(r))) {
+    throw new DecodeError('SenML JSON: expected an array of records');
+  }
+  return parsed as Record<string, unknown>[];
+}
+
+function jsonToRecord(r: Record<string, unknown>): SenmlRecord {
+  const out: SenmlRecord = {};
+  if (r.bn !== undefined) {
+    if (typeof r.bn !== 'string') throw new DecodeError('SenML JSON: bn must be a string');
+    out.bn = r.bn;
+  }
+  if (r.n !== undefined) {
+    if (typeof r.n !== 'string') throw new DecodeError('SenML JSON: n must be a string');
+    out.n = r.n;
+  }
+  if (r.v !== undefined) out.v = r.v as number;
+  if (r.vs !== undefined) out.vs = r.vs as string;
+  if (r.vb !== undefined) out.vb = r.vb as boolean;
+  if (r.vlo !== undefined) out.vlo = r.vlo as string;
+  if (r.vd !== undefined) {
+    if (typeof r.vd !== 'string' || !/^[A-Za-z0-9_\-+/]*=*$/.test(r.vd)) throw new DecodeError('SenML JSON: vd must be base64url');
+    out.vd = Buffer.from(r.vd, 'base64url');
+  }
+  return out;
+}
+
+function recordToJson(r: SenmlRecord): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (r.bn !== undefined) out.bn = r.bn;
+  if (r.n !== undefined) out.n = r.n;
+  if (r.v !== undefined) out.v = r.v;
+  if (r.vs !== undefined) out.vs = r.vs;
+  if (r.vb !== undefined) out.vb = r.vb;
+  if (r.vd !== undefined) out.vd = r.vd.toString('base64url');
+  if (r.vlo !== undefined) out.vlo = r.vlo;
+  return out;
+}
+
+export function encodeSenmlJson(records: ResourceRecord[], basePath?: Lwm2mPath): Buffer {
+  return Buffer.from(JSON.stringify(toSenml(records, basePath).map(recordToJson)), 'utf8');
+}
+
+export function decodeSenmlJson(payload: Buffer, types?: ResourceTypeLookup): ResourceRecord[] {
+  return fromSenml(parseJsonArray(payload).map(jsonToRecord), types, true);
+}
+
+// ---- CBOR ----
+
+function cborToRecords(payload: Buffer): SenmlRecord[] {
+  const decoded = decodeCbor(payload);
+  if (!Array.isArray(decoded)) throw new DecodeError('SenML CBOR: expected an array of records');
+  return decoded.map((item) => {
+    if (!(item instanceof Map)) throw new DecodeError('SenML CBOR: expected a map per record');
+    const out: SenmlRecord = {};
+    for (const [key, value] of item) {
+      const label = CBOR_LABELS[String(key)];
+      if (!label || label === 'bt' || label === 't') continue; // times and unknown labels carry no value
+      if (label === 'vd') {
+        if (!Buffer.isBuffer(value)) throw new DecodeError('SenML CBOR: vd must be a byte string');
+        out.vd = value;
+      } else if (label === 'v') {
+        if (typeof value !== 'number' && typeof value !== 'bigint') throw new DecodeError('SenML CBOR: v must be a number');
+        out.v = Number(value);
+      } else {
+        (out as Record<string, CborValue>)[label] = value;
+      }
+    }
+    if (out.bn !== undefined && typeof out.bn !== 'string') throw new DecodeError('SenML CBOR: bn must be a text string');
+    if (out.n !== undefined && typeof out.n !== 'string') throw new DecodeError('SenML CBOR: n must be a text string');
+    return out;
+  });
+}
+
+function recordsToCbor(records: SenmlRecord[]): Buffer {
+  return encodeCbor(records.map((r) => {
+    const m = new Map<CborValue, CborValue>();
+    for (const key of Object.keys(r) as (keyof SenmlRecord)[]) m.set(CBOR_KEYS[key], r[key] as CborValue);
+    return m;
+  }));
+}
+
+export function encodeSenmlCbor(records: ResourceRecord[], basePath?: Lwm2mPath): Buffer {
+  return recordsToCbor(toSenml(records, basePath));
+}
+
+export function decodeSenmlCbor(payload: Buffer, types?: ResourceTypeLookup): ResourceRecord[] {
+  return fromSenml(cborToRecords(payload), types, true);
+}
+
+// ---- path lists (composite requests) ----
+
+export function encodeSenmlPathList(paths: Lwm2mPath[], cbor: boolean): Buffer {
+  const records: SenmlRecord[] = paths.map((p) => ({ n: formatPath(p) }));
+  return cbor ? recordsToCbor(records) : Buffer.from(JSON.stringify(records.map(recordToJson)), 'utf8');
+}
+
+export function decodeSenmlPathList(payload: Buffer, cbor: boolean): Lwm2mPath[] {
+  const records = cbor ? cborToRecords(payload) : parseJsonArray(payload).map(jsonToRecord);
+  return fromSenml(records, undefined, false).map((r) => r.path);
+}

@@ -1,0 +1,3 @@
+export { ObjectRegistry, LoadReport } from './registry';
+export { DdfError, parseDdf } from './ddf';
+export { BUILTIN_OBJECTS } from './builtin';
