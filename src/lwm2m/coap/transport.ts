@@ -28,6 +28,8 @@ export interface CoapRequestSpec {
   /** 0 registers an observation, 1 cancels one (active cancel). */
   observe?: 0 | 1;
   confirmable?: boolean;
+  /** Token to use (an active observe cancel repeats the observation's token); random when absent. */
+  token?: Buffer;
   /** Overall time to wait for a response, including CoAP retransmissions. */
   timeoutMs?: number;
 }
@@ -284,6 +286,7 @@ export class CoapTransport extends EventEmitter {
         query: spec.query?.join('&'),
         confirmable: spec.confirmable ?? true,
         observe: spec.observe,
+        token: spec.token,
         agent,
       });
       const finish = (err: Error | null, value?: { response: CoapResponse; stream?: coap.IncomingMessage; token: Buffer }) => {
