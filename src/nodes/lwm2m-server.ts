@@ -1,0 +1,125 @@
+/**
+ * `lwm2m-server` config node: one LwM2M server (and optional bootstrap server) shared by every flow
+ * node that selects it, like the core mqtt-broker node: the socket opens with the first user and
+ * closes with the last, so a redeploy releases the port before the new flow binds it.
+ */
+import type { NodeAPI } from 'node-red';
+import { FormatName, toFormatName } from '../lwm2m/content';
+import { ObjectRegistry } from '../lwm2m/model';
+import { Lwm2mServer } from '../lwm2m/server';
+import { BootstrapServer } from '../lwm2m/server/bootstrap-server';
+import { Lwm2mServerConfigNode, Node, NodeDef, NodeStatus } from './shared/types';
+
+interface ServerNodeDef extends NodeDef {
+  address?: string;
+  port?: string | number;
+  ipv6?: boolean;
+  timeout?: string | number;
+  format?: string;
+  modelDir?: string;
+  bootstrap?: boolean;
+  queueAwake?: string | number;
+}
+
+function numberOr(value: unknown, fallback: number): number {
+  const n = Number(value);
+  return value === '' || value === undefined || value === null || !Number.isFinite(n) ? fallback : n;
+}
+
+export = function register(RED: NodeAPI): void {
+  function Lwm2mServerNode(this: Lwm2mServerConfigNode & { server: Lwm2mServer; bootstrap: BootstrapServer | null; currentStatus: NodeStatus }, def: ServerNodeDef) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const ipv6 = def.ipv6 === true;
+    const port = numberOr(def.port, 5683);
+    let defaultFormat: FormatName | undefined;
+    try {
+      defaultFormat = def.format && def.format !== 'auto' ? toFormatName(def.format) : undefined;
+    } catch (err) {
+      node.warn((err as Error).message);
+    }
+    const registry = ObjectRegistry.withBuiltins();
+    node.server = new Lwm2mServer({
+      port,
+      address: def.address || (ipv6 ? '::' : '0.0.0.0'),
+      type: ipv6 ? 'udp6' : 'udp4',
+      requestTimeoutMs: numberOr(def.timeout, 10) * 1000,
+      queueAwakeMs: numberOr(def.queueAwake, 93) * 1000,
+      defaultFormat,
+      registry,
+    });
+    node.bootstrap = def.bootstrap ? new BootstrapServer({ transport: node.server.transport, registry }) : null;
+    if (node.bootstrap) node.server.setBootstrapHandler((exchange) => node.bootstrap!.handle(exchange));
+    node.currentStatus = { fill: 'grey', shape: 'ring', text: 'not started' };
+
+    const users = new Set<Node>();
+    let starting: Promise<void> | null = null;
+    let stopping: Promise<void> = Promise.resolve();
+
+    const publish = (status: NodeStatus) => {
+      node.currentStatus = status;
+      node.emit('lwm2m-status', status);
+    };
+    const listening = () => {
+      const n = node.server.listRegistrations().length;
+      publish({ fill: 'green', shape: 'dot', text: `:${node.server.address().port} · ${n} device${n === 1 ? '' : 's'}` });
+    };
+    for (const event of ['register', 'deregister', 'expire']) node.server.on(event, listening);
+    node.server.on('warning', (err: Error) => node.debug(`LwM2M: ${err.message}`));
+
+    const start = async () => {
+      await stopping;
+      publish({ fill: 'yellow', shape: 'ring', text: `starting :${port}` });
+      if (def.modelDir) {
+        try {
+          const report = await registry.loadFolder(def.modelDir);
+          for (const err of report.errors) node.warn(`object model: ${err.message}`);
+          node.log(`object model: ${report.loaded.length} definitions from ${def.modelDir}`);
+        } catch (err) {
+          node.warn(`object model folder ${def.modelDir}: ${(err as Error).message}`);
+        }
+      }
+      try {
+        await node.server.start();
+        node.log(`LwM2M server listening on ${def.address || (ipv6 ? '[::]' : '0.0.0.0')}:${node.server.address().port}/udp${node.bootstrap ? ' (bootstrap interface on)' : ''}`);
+        listening();
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+        publish({ fill: 'red', shape: 'ring', text: `error: ${code}` });
+        node.error(`LwM2M server cannot listen on port ${port}: ${(err as Error).message}`);
+      }
+    };
+
+    node.use = (user: Node) => {
+      users.add(user);
+      if (!starting) starting = start();
+    };
+
+    const stop = async () => {
+      starting = null;
+      node.bootstrap?.stop();
+      await node.server.stop();
+      publish({ fill: 'grey', shape: 'ring', text: 'stopped' });
+    };
+
+    node.release = async (user: Node) => {
+      users.delete(user);
+      if (users.size === 0 && starting) {
+        const wasStarting = starting;
+        stopping = wasStarting.then(stop);
+        await stopping;
+      }
+    };
+
+    node.on('close', (done: () => void) => {
+      const closing = starting ? starting.then(stop) : Promise.resolve();
+      stopping = closing;
+      closing.then(() => done(), (err: Error) => {
+        node.error(err.message);
+        done();
+      });
+    });
+  }
+
+  RED.nodes.registerType('lwm2m-server', Lwm2mServerNode as unknown as Parameters<NodeAPI['nodes']['registerType']>[1]);
+};

@@ -1,0 +1,92 @@
+/**
+ * What every server-role flow node does alike: find its lwm2m-server config node, mirror its
+ * status, run each input as one request with a status dot, and report errors to Catch nodes.
+ */
+import type { EventEmitter } from 'events';
+import type { NodeAPI } from 'node-red';
+import { formatPath, parsePath } from '../../lwm2m/path';
+import { Lwm2mError } from '../../lwm2m/types';
+import { DoneFunction, Lwm2mMessage, Lwm2mServerConfigNode, Node, SendFunction } from './types';
+
+export class MessageError extends Lwm2mError {}
+
+export interface FlowNodeConfig {
+  server?: string;
+  endpoint?: string;
+  path?: string;
+  format?: string;
+}
+
+/** Connects a flow node to its server; returns null (with a red status) when none is configured. */
+export function attachServer(RED: NodeAPI, node: Node, config: FlowNodeConfig): Lwm2mServerConfigNode | null {
+  const configNode = config.server ? (RED.nodes.getNode(config.server) as unknown as Lwm2mServerConfigNode | null) : null;
+  if (!configNode) {
+    node.status({ fill: 'red', shape: 'ring', text: 'no LwM2M server configured' });
+    node.error('no lwm2m-server configuration node is selected');
+    return null;
+  }
+  const mirror = (status: object) => node.status(status);
+  const events = configNode as unknown as EventEmitter;
+  events.on('lwm2m-status', mirror);
+  configNode.use(node);
+  node.status(configNode.currentStatus);
+  node.on('close', (_removed: boolean, done: () => void) => {
+    events.removeListener('lwm2m-status', mirror);
+    configNode.release(node).then(done, done);
+  });
+  return configNode;
+}
+
+export function endpointOf(msg: Lwm2mMessage, config: FlowNodeConfig): string {
+  const endpoint = typeof msg.endpoint === 'string' && msg.endpoint ? msg.endpoint : config.endpoint;
+  if (!endpoint) throw new MessageError('no endpoint: set msg.endpoint or the node\'s Endpoint');
+  return endpoint;
+}
+
+/** The path from msg.path (string) or the node's Path, validated and normalised. */
+export function pathOf(msg: Lwm2mMessage, config: FlowNodeConfig): string {
+  const raw = typeof msg.path === 'string' && msg.path ? msg.path : config.path;
+  if (!raw) throw new MessageError('no path: set msg.path (e.g. "/3/0/0") or the node\'s Path');
+  return formatPath(parsePath(raw));
+}
+
+export function formatOf(msg: Lwm2mMessage, config: FlowNodeConfig): string | undefined {
+  const format = typeof msg.format === 'string' && msg.format ? msg.format : config.format;
+  return format && format !== 'auto' ? format : undefined;
+}
+
+export function shortError(err: Error): string {
+  const text = err.message || String(err);
+  return text.length > 40 ? `${text.slice(0, 37)}…` : text;
+}
+
+/**
+ * Runs one request for an input message: blue dot while it runs, the outcome's code after,
+ * `msg.code` set on failure so a Catch node sees it. Never throws.
+ */
+export function runRequest(
+  node: Node, msg: Lwm2mMessage, send: SendFunction, done: DoneFunction, label: string,
+  request: () => Promise<Lwm2mMessage | null>,
+): void {
+  node.status({ fill: 'blue', shape: 'dot', text: label });
+  let promise: Promise<Lwm2mMessage | null>;
+  try {
+    promise = request();
+  } catch (err) {
+    promise = Promise.reject(err);
+  }
+  promise.then((out) => {
+    node.status({ fill: 'green', shape: 'dot', text: `${out?.code ?? 'ok'} ${label}` });
+    if (out) send(out);
+    done();
+  }, (err: Error & { code?: string }) => {
+    if (typeof err.code === 'string' && /^\d\.\d\d$/.test(err.code)) msg.code = err.code;
+    node.status({ fill: 'red', shape: 'ring', text: shortError(err) });
+    done(err);
+  });
+}
+
+/** A registration as a message payload: plain JSON, dates as ISO strings. */
+export function registrationPayload(reg: object): Record<string, unknown> {
+  return JSON.parse(JSON.stringify(reg)) as Record<string, unknown>;
+}
