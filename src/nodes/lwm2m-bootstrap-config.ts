@@ -1,0 +1,127 @@
+/**
+ * `lwm2m-bootstrap-config`: one bootstrap configuration (endpoint name or pattern, servers,
+ * security, lifetime, extra writes) on an lwm2m-server's bootstrap interface. Input replaces or
+ * adds configurations at run time (msg.endpoint + msg.payload); output reports bootstrap sessions.
+ */
+import type { NodeAPI } from 'node-red';
+import type { BootstrapConfig, BootstrapServerAccount, BootstrapSessionEvent } from '../lwm2m/server/bootstrap-server';
+import { ValueTree } from '../lwm2m/types';
+import { attachServer, MessageError } from './shared/flow-node';
+import { DoneFunction, Lwm2mMessage, Node, NodeDef, SendFunction } from './shared/types';
+
+interface ServerRow {
+  uri: string;
+  ssid: string | number;
+  lifetime?: string | number;
+  binding?: string;
+  security?: 'nosec' | 'psk';
+}
+
+interface BootstrapNodeDef extends NodeDef {
+  server?: string;
+  endpoint?: string;
+  servers?: ServerRow[];
+  deletePaths?: string;
+  extraWrites?: string;
+}
+
+interface Credentials {
+  /** JSON: {"<ssid>": {"identity": "...", "key": "<hex>"}} */
+  psk?: string;
+}
+
+export = function register(RED: NodeAPI): void {
+  function Lwm2mBootstrapConfigNode(this: Node<Credentials>, def: BootstrapNodeDef) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const configNode = attachServer(RED, node, { server: def.server });
+    if (!configNode) return;
+    const bootstrap = configNode.bootstrap;
+    if (!bootstrap) {
+      node.status({ fill: 'red', shape: 'ring', text: 'bootstrap interface is off' });
+      node.error('the selected lwm2m-server has its bootstrap interface switched off');
+      return;
+    }
+    const added = new Set<string>();
+
+    const fromEditor = (): BootstrapConfig => {
+      let secrets: Record<string, { identity?: string; key?: string }> = {};
+      if (node.credentials?.psk) {
+        try {
+          secrets = JSON.parse(node.credentials.psk) as typeof secrets;
+        } catch {
+          throw new MessageError('PSK credentials are not valid JSON');
+        }
+      }
+      const servers: BootstrapServerAccount[] = (def.servers ?? []).map((row) => {
+        const secret = secrets[String(row.ssid)] ?? {};
+        return {
+          uri: row.uri,
+          shortServerId: Number(row.ssid),
+          lifetime: row.lifetime === undefined || row.lifetime === '' ? undefined : Number(row.lifetime),
+          binding: row.binding || undefined,
+          securityMode: row.security === 'psk' ? 'psk' : 'nosec',
+          pskIdentity: secret.identity,
+          pskKey: secret.key,
+        };
+      });
+      let extraWrites: Record<string, ValueTree> | undefined;
+      if (def.extraWrites && def.extraWrites.trim()) {
+        try {
+          extraWrites = JSON.parse(def.extraWrites) as Record<string, ValueTree>;
+        } catch {
+          throw new MessageError('extra writes must be JSON like {"/3/0/14": "+01:00"}');
+        }
+      }
+      const deletePaths = def.deletePaths ? def.deletePaths.split(/[\s,]+/).filter(Boolean) : undefined;
+      return { endpoint: def.endpoint || '*', servers, deletePaths, extraWrites };
+    };
+
+    try {
+      const config = fromEditor();
+      bootstrap.setConfig(config);
+      added.add(config.endpoint);
+      node.status({ fill: 'green', shape: 'dot', text: `${config.endpoint}: ${config.servers.length} server(s)` });
+    } catch (err) {
+      node.status({ fill: 'red', shape: 'ring', text: 'invalid configuration' });
+      node.error(`bootstrap configuration: ${(err as Error).message}`);
+    }
+
+    const onSession = (event: BootstrapSessionEvent) => {
+      const mine = [...added].some((pattern) => bootstrap.configFor(event.endpoint)?.endpoint === pattern);
+      if (!mine && event.code !== '4.01') return;
+      node.send({ topic: 'bootstrap', endpoint: event.endpoint, payload: event, code: event.code } as Lwm2mMessage);
+      if (event.event === 'finished') node.status({ fill: 'green', shape: 'dot', text: `bootstrapped ${event.endpoint}` });
+      if (event.event === 'failed') node.status({ fill: 'red', shape: 'ring', text: `failed ${event.endpoint} at ${event.step ?? '?'}` });
+    };
+    bootstrap.on('session', onSession);
+
+    node.on('input', (msg: Lwm2mMessage, send: SendFunction, done: DoneFunction) => {
+      try {
+        const payload = msg.payload as Partial<BootstrapConfig> | null;
+        if (!payload || typeof payload !== 'object') throw new MessageError('msg.payload must be a bootstrap configuration {servers: [...]}');
+        const endpoint = typeof msg.endpoint === 'string' && msg.endpoint ? msg.endpoint : payload.endpoint;
+        if (!endpoint) throw new MessageError('give msg.endpoint (name, pattern or "*")');
+        if (payload.servers === undefined && msg.topic === 'delete') {
+          bootstrap.removeConfig(endpoint);
+          added.delete(endpoint);
+        } else {
+          bootstrap.setConfig({ ...payload, endpoint } as BootstrapConfig);
+          added.add(endpoint);
+        }
+        node.status({ fill: 'green', shape: 'dot', text: `${added.size} configuration(s)` });
+        done();
+      } catch (err) {
+        done(err as Error);
+      }
+    });
+
+    node.on('close', () => {
+      bootstrap.removeListener('session', onSession);
+      for (const endpoint of added) bootstrap.removeConfig(endpoint);
+    });
+  }
+  RED.nodes.registerType('lwm2m-bootstrap-config', Lwm2mBootstrapConfigNode as unknown as Parameters<NodeAPI['nodes']['registerType']>[1], {
+    credentials: { psk: { type: 'password' } },
+  });
+};

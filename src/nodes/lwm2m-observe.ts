@@ -1,0 +1,113 @@
+/**
+ * `lwm2m-observe`: input starts an observation of endpoint + path (after writing pmin/pmax/gt/lt/st
+ * when given), topic "cancel" stops it; every notification comes out as a message. Optionally
+ * observes configured paths on every device that registers (re-established after re-registration).
+ */
+import type { NodeAPI } from 'node-red';
+import type { Notification, Registration, WriteAttributes } from '../lwm2m/server';
+import { formatPath, parsePath } from '../lwm2m/path';
+import { attachServer, endpointOf, FlowNodeConfig, formatOf, pathOf, runRequest } from './shared/flow-node';
+import { DoneFunction, Lwm2mMessage, Node, NodeDef, SendFunction } from './shared/types';
+
+interface ObserveNodeDef extends NodeDef, FlowNodeConfig {
+  pmin?: string; pmax?: string; gt?: string; lt?: string; st?: string;
+  autoObserve?: boolean;
+  autoPaths?: string;
+}
+
+const ATTRIBUTES = ['pmin', 'pmax', 'gt', 'lt', 'st'] as const;
+
+function observationKey(endpoint: string, path: string | string[]): string {
+  return `${endpoint}\n${Array.isArray(path) ? path.join(',') : path}`;
+}
+
+export = function register(RED: NodeAPI): void {
+  function Lwm2mObserveNode(this: Node, def: ObserveNodeDef) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const configNode = attachServer(RED, node, def);
+    if (!configNode) return;
+    const server = configNode.server;
+    const owned = new Set<string>();
+
+    const configuredAttributes: WriteAttributes = {};
+    for (const name of ATTRIBUTES) {
+      const raw = def[name];
+      if (raw !== undefined && raw !== '' && Number.isFinite(Number(raw))) configuredAttributes[name] = Number(raw);
+    }
+
+    const startObservation = async (endpoint: string, path: string | string[], attrs: WriteAttributes, format?: string) => {
+      if (!Array.isArray(path) && Object.keys(attrs).length > 0) await server.writeAttributes(endpoint, path, attrs);
+      owned.add(observationKey(endpoint, path));
+      try {
+        return Array.isArray(path)
+          ? await server.observeComposite(endpoint, path, { format })
+          : await server.observe(endpoint, path, { format });
+      } catch (err) {
+        owned.delete(observationKey(endpoint, path));
+        throw err;
+      }
+    };
+
+    const onNotify = (n: Notification) => {
+      if (!owned.has(observationKey(n.endpoint, n.path))) return;
+      const msg: Lwm2mMessage = {
+        topic: 'notify', endpoint: n.endpoint, path: n.path, payload: n.value, code: n.code, format: n.format,
+        lwm2m: { observationId: n.observationId, receivedAt: n.receivedAt.toISOString() },
+      };
+      node.send(msg);
+    };
+    server.on('notify', onNotify);
+
+    const autoPaths = def.autoObserve && def.autoPaths
+      ? def.autoPaths.split(/[\s,]+/).filter(Boolean).map((p) => formatPath(parsePath(p)))
+      : [];
+    const onRegister = (reg: Registration) => {
+      if (def.endpoint && reg.endpoint !== def.endpoint) return;
+      for (const key of [...owned]) if (key.startsWith(`${reg.endpoint}\n`)) owned.delete(key);
+      // never on the registration path: the device gets its 2.01 first, then our requests
+      setImmediate(() => {
+        for (const path of autoPaths) {
+          startObservation(reg.endpoint, path, configuredAttributes, def.format && def.format !== 'auto' ? def.format : undefined)
+            .then((result) => node.send({
+              topic: 'observe', endpoint: reg.endpoint, path, payload: result.value, code: result.code,
+              lwm2m: { observationId: result.observationId, auto: true },
+            } as Lwm2mMessage))
+            .catch((err: Error) => node.warn(`auto-observe ${reg.endpoint} ${path}: ${err.message}`));
+        }
+      });
+    };
+    if (autoPaths.length) server.on('register', onRegister);
+
+    node.on('input', (msg: Lwm2mMessage, send: SendFunction, done: DoneFunction) => {
+      const cancelling = msg.topic === 'cancel';
+      runRequest(node, msg, send, done, cancelling ? 'cancel' : 'observe', async () => {
+        const endpoint = endpointOf(msg, def);
+        const path = Array.isArray(msg.path) ? msg.path.map((p) => formatPath(parsePath(String(p)))) : pathOf(msg, def);
+        Object.assign(msg, { endpoint, path });
+        if (cancelling) {
+          owned.delete(observationKey(endpoint, path));
+          await server.cancelObservation(endpoint, path, { active: (msg as { active?: boolean }).active === true });
+          return Object.assign(msg, { code: '2.05' });
+        }
+        const attrs: WriteAttributes = { ...configuredAttributes, ...(msg.attributes ?? {}) };
+        const result = await startObservation(endpoint, path, attrs, formatOf(msg, def));
+        return Object.assign(msg, {
+          topic: 'observe', payload: result.value, code: result.code,
+          lwm2m: { ...(msg.lwm2m ?? {}), observationId: result.observationId },
+        });
+      });
+    });
+
+    node.on('close', () => {
+      server.removeListener('notify', onNotify);
+      server.removeListener('register', onRegister);
+      for (const key of owned) {
+        const [endpoint, path] = key.split('\n');
+        server.cancelObservation(endpoint, path.includes(',') ? path.split(',') : path).catch(() => {});
+      }
+      owned.clear();
+    });
+  }
+  RED.nodes.registerType('lwm2m-observe', Lwm2mObserveNode as unknown as Parameters<NodeAPI['nodes']['registerType']>[1]);
+};

@@ -1,0 +1,41 @@
+/**
+ * `lwm2m-read`: endpoint + path in, the decoded value out. msg.path as an array reads several
+ * paths at once (Read-Composite); msg.topic "discover" asks for the object/instance links instead.
+ */
+import type { NodeAPI } from 'node-red';
+import { formatPath, parsePath } from '../lwm2m/path';
+import { attachServer, endpointOf, FlowNodeConfig, formatOf, pathOf, runRequest } from './shared/flow-node';
+import { DoneFunction, Lwm2mMessage, Node, NodeDef, SendFunction } from './shared/types';
+
+interface ReadNodeDef extends NodeDef, FlowNodeConfig {}
+
+export = function register(RED: NodeAPI): void {
+  function Lwm2mReadNode(this: Node, def: ReadNodeDef) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const configNode = attachServer(RED, node, def);
+    if (!configNode) return;
+    node.on('input', (msg: Lwm2mMessage, send: SendFunction, done: DoneFunction) => {
+      runRequest(node, msg, send, done, 'read', async () => {
+        const server = configNode.server;
+        const endpoint = endpointOf(msg, def);
+        const format = formatOf(msg, def);
+        msg.endpoint = endpoint;
+        if (Array.isArray(msg.path)) {
+          const paths = msg.path.map((p) => formatPath(parsePath(String(p))));
+          const result = await server.readComposite(endpoint, paths, { format });
+          return Object.assign(msg, { topic: 'read', path: paths, payload: result.value, code: result.code, format: result.format });
+        }
+        const path = pathOf(msg, def);
+        msg.path = path;
+        if (msg.topic === 'discover') {
+          const result = await server.discover(endpoint, path);
+          return Object.assign(msg, { payload: result.links, code: result.code });
+        }
+        const result = await server.read(endpoint, path, { format });
+        return Object.assign(msg, { topic: 'read', payload: result.value, code: result.code, format: result.format });
+      });
+    });
+  }
+  RED.nodes.registerType('lwm2m-read', Lwm2mReadNode as unknown as Parameters<NodeAPI['nodes']['registerType']>[1]);
+};

@@ -1,0 +1,45 @@
+/**
+ * `lwm2m-register`: outputs every registration event of the server (register, update, deregister,
+ * expire, wakeup) with the registration record; input topic "list" outputs the registered devices.
+ */
+import type { NodeAPI } from 'node-red';
+import type { Registration } from '../lwm2m/server';
+import { attachServer, FlowNodeConfig, registrationPayload } from './shared/flow-node';
+import { DoneFunction, Lwm2mMessage, Node, NodeDef, SendFunction } from './shared/types';
+
+interface RegisterNodeDef extends NodeDef, FlowNodeConfig {}
+
+const EVENTS = ['register', 'update', 'deregister', 'expire', 'wakeup'] as const;
+
+export = function register(RED: NodeAPI): void {
+  function Lwm2mRegisterNode(this: Node, def: RegisterNodeDef) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const configNode = attachServer(RED, node, def);
+    if (!configNode) return;
+    const server = configNode.server;
+    const listeners = EVENTS.map((topic) => {
+      const listener = (reg: Registration) => {
+        if (def.endpoint && reg.endpoint !== def.endpoint) return;
+        const msg: Lwm2mMessage = { topic, endpoint: reg.endpoint, payload: registrationPayload(reg), lwm2m: { registrationId: reg.id } };
+        node.send(msg);
+      };
+      server.on(topic, listener);
+      return [topic, listener] as const;
+    });
+    node.on('close', () => {
+      for (const [topic, listener] of listeners) server.removeListener(topic, listener);
+    });
+    node.on('input', (msg: Lwm2mMessage, send: SendFunction, done: DoneFunction) => {
+      if (msg.topic !== 'list') {
+        done(new Error(`lwm2m-register: unknown input topic "${String(msg.topic)}" (use "list")`));
+        return;
+      }
+      const devices = server.listRegistrations().filter((r) => !def.endpoint || r.endpoint === def.endpoint);
+      msg.payload = devices.map(registrationPayload);
+      send(msg);
+      done();
+    });
+  }
+  RED.nodes.registerType('lwm2m-register', Lwm2mRegisterNode as unknown as Parameters<NodeAPI['nodes']['registerType']>[1]);
+};

@@ -1,0 +1,56 @@
+/**
+ * `lwm2m-write`: writes msg.payload to endpoint + path (replace or partial update). msg.path as an
+ * object {"/3/0/14": v, …} is a Write-Composite; msg.attributes (or topic "write-attributes") sets
+ * notification attributes; topic "create" creates an instance under an object path; topic
+ * "delete" deletes an instance.
+ */
+import type { NodeAPI } from 'node-red';
+import { ValueTree } from '../lwm2m/types';
+import { attachServer, endpointOf, FlowNodeConfig, formatOf, MessageError, pathOf, runRequest } from './shared/flow-node';
+import { DoneFunction, Lwm2mMessage, Node, NodeDef, SendFunction } from './shared/types';
+
+interface WriteNodeDef extends NodeDef, FlowNodeConfig {
+  mode?: 'replace' | 'update';
+}
+
+export = function register(RED: NodeAPI): void {
+  function Lwm2mWriteNode(this: Node, def: WriteNodeDef) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const configNode = attachServer(RED, node, def);
+    if (!configNode) return;
+    node.on('input', (msg: Lwm2mMessage, send: SendFunction, done: DoneFunction) => {
+      const topic = typeof msg.topic === 'string' && msg.topic ? msg.topic : 'write';
+      runRequest(node, msg, send, done, topic, async () => {
+        const server = configNode.server;
+        const endpoint = endpointOf(msg, def);
+        const format = formatOf(msg, def);
+        msg.endpoint = endpoint;
+        if (msg.path && typeof msg.path === 'object' && !Array.isArray(msg.path)) {
+          const result = await server.writeComposite(endpoint, msg.path as Record<string, ValueTree>, { format });
+          return Object.assign(msg, { topic: 'write', code: result.code });
+        }
+        const path = pathOf(msg, def);
+        msg.path = path;
+        if (topic === 'write-attributes' || (msg.attributes && typeof msg.attributes === 'object')) {
+          const attrs = (msg.attributes ?? msg.payload) as Record<string, number>;
+          if (!attrs || typeof attrs !== 'object') throw new MessageError('write-attributes needs msg.attributes like {"pmin": 10, "pmax": 60}');
+          const result = await server.writeAttributes(endpoint, path, attrs);
+          return Object.assign(msg, { topic: 'write-attributes', code: result.code });
+        }
+        if (topic === 'create') {
+          const result = await server.create(endpoint, path, msg.payload as ValueTree, { format, instanceId: msg.instanceId });
+          return Object.assign(msg, { code: result.code, lwm2m: { ...(msg.lwm2m ?? {}), location: result.location } });
+        }
+        if (topic === 'delete') {
+          const result = await server.delete(endpoint, path);
+          return Object.assign(msg, { code: result.code });
+        }
+        if (msg.payload === undefined || msg.payload === null) throw new MessageError('nothing to write: msg.payload is empty');
+        const result = await server.write(endpoint, path, msg.payload as ValueTree, { format, mode: def.mode || undefined });
+        return Object.assign(msg, { topic: 'write', code: result.code });
+      });
+    });
+  }
+  RED.nodes.registerType('lwm2m-write', Lwm2mWriteNode as unknown as Parameters<NodeAPI['nodes']['registerType']>[1]);
+};

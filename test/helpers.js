@@ -1,0 +1,69 @@
+'use strict';
+// Shared test utilities: a free UDP port on loopback, waiting for events and node outputs.
+const dgram = require('dgram');
+
+function freeUdpPort() {
+  return new Promise((resolve, reject) => {
+    const s = dgram.createSocket('udp4');
+    s.once('error', reject);
+    s.bind(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves with the args of the next `event` on `emitter` that passes `filter`; rejects after `ms`. */
+function nextEvent(emitter, event, ms = 5000, filter = () => true) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      emitter.removeListener(event, listener);
+      reject(new Error(`no "${event}" within ${ms} ms`));
+    }, ms);
+    function listener(...args) {
+      if (!filter(...args)) return;
+      clearTimeout(timer);
+      emitter.removeListener(event, listener);
+      resolve(args.length > 1 ? args : args[0]);
+    }
+    emitter.on(event, listener);
+  });
+}
+
+/** Collects the messages a helper node receives; `next(filter)` waits for the next matching one. */
+function collector(helperNode) {
+  const seen = [];
+  const waiters = [];
+  helperNode.on('input', (msg) => {
+    seen.push(msg);
+    for (const w of [...waiters]) {
+      if (w.filter(msg)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        clearTimeout(w.timer);
+        w.resolve(msg);
+      }
+    }
+  });
+  return {
+    seen,
+    next(filter = () => true, ms = 5000) {
+      const already = seen.find((m) => filter(m) && !m.__taken);
+      if (already) {
+        already.__taken = true;
+        return Promise.resolve(already);
+      }
+      return new Promise((resolve, reject) => {
+        const w = { filter: (m) => filter(m) && !m.__taken && (m.__taken = true), resolve, timer: null };
+        w.timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(w), 1);
+          reject(new Error(`no matching message within ${ms} ms`));
+        }, ms);
+        waiters.push(w);
+      });
+    },
+  };
+}
+
+const delay = (ms) => new Promise((r) => setTimeout(r, ms));
+
+module.exports = { freeUdpPort, nextEvent, collector, delay };
