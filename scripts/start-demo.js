@@ -1,8 +1,7 @@
 #!/usr/bin/env node
 // `npm start`: Node-RED from this repository's own dependencies, with a user directory inside the
 // repository (.node-red/, git-ignored), this package loaded and the demo flow deployed; then a few
-// simulated devices: software LwM2M clients, and one BC66 modem played by the emulator behind a
-// pseudo-terminal pair (the demo flow's lwm2m-bc66 node opens the other end).
+// simulated devices: software LwM2M clients that register directly, and one that bootstraps first.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -10,7 +9,6 @@ const { spawn } = require('child_process');
 
 const root = path.join(__dirname, '..');
 const userDir = path.join(root, '.node-red');
-const ptyDir = path.join(root, '.pty');
 const demoFlow = path.join(root, 'examples', 'demo-server-and-devices.json');
 const port = Number(process.env.PORT || 1880);
 const serverPort = 5683;
@@ -34,13 +32,6 @@ function prepareUserDir() {
 
 async function startDevices() {
   const { Lwm2mClient } = require('../dist/lwm2m/client');
-  const { Bc66Emulator } = require('../dist/bc66');
-  const { startPtyPair } = require('../dist/bc66/pty-pair');
-
-  fs.mkdirSync(ptyDir, { recursive: true });
-  const pty = await startPtyPair(path.join(ptyDir, 'modem'), path.join(ptyDir, 'host'));
-  const emulator = new Bc66Emulator({ path: path.join(ptyDir, 'modem'), imei: '866425030012345' });
-  await emulator.start();
 
   const clients = [];
   for (let i = 1; i <= 3; i++) {
@@ -55,6 +46,13 @@ async function startDevices() {
     client.on('warning', (err) => console.log(`[demo-sensor-${i}] ${err.message}`));
     clients.push(client);
   }
+  // one device that knows only the bootstrap server (the demo flow's lwm2m-bootstrap-config answers it)
+  const bootstrapped = new Lwm2mClient({
+    endpoint: 'urn:dev:demo-bs-1', bootstrap: { host: '127.0.0.1', port: serverPort }, localAddress: '127.0.0.1',
+  });
+  bootstrapped.setInstance(3303, 0, { 5700: 18, 5701: 'Cel' });
+  bootstrapped.on('warning', (err) => console.log(`[demo-bs-1] ${err.message}`));
+  clients.push(bootstrapped);
   // devices start once Node-RED has had time to bind the LwM2M port; they retry registration anyway
   for (const client of clients) await client.start().catch((err) => console.log(`[demo] ${err.message}`));
   let tick = 0;
@@ -69,8 +67,6 @@ async function startDevices() {
   return async () => {
     clearInterval(timer);
     await Promise.all(clients.map((c) => c.stop().catch(() => {})));
-    await emulator.stop().catch(() => {});
-    await pty.stop();
   };
 }
 
