@@ -1,0 +1,392 @@
+/**
+ * LwM2M on a BC66 through its AT+QLW… commands: start-up, configuration, objects, registration,
+ * answering the server's read/write/execute/observe URCs, notifications with ack tracking, and
+ * recovery after a modem reboot or a lost port (re-configure and re-register).
+ */
+import { EventEmitter } from 'events';
+import { ObjectRegistry } from '../lwm2m/model';
+import { formatPath, parsePath } from '../lwm2m/path';
+import { Lwm2mError, Lwm2mPath, ResourceValue } from '../lwm2m/types';
+import { atArg, COAP_TO_RESULT } from './at-line';
+import { Bc66Driver, Urc } from './driver';
+import { fromAtValue, toAtValue } from './values';
+
+export interface Bc66ObjectInstance {
+  objectId: number;
+  instanceId: number;
+  resources: number[];
+}
+
+export interface Bc66Lwm2mConfig {
+  /** Blank: urn:imei:<IMEI>. */
+  endpoint?: string;
+  serverHost: string;
+  serverPort: number;
+  mode: 'direct' | 'bootstrap';
+  lifetime: number;
+  security: 'nosec' | 'psk';
+  pskIdentity?: string;
+  /** Hex. */
+  pskKey?: string;
+  objects: Bc66ObjectInstance[];
+  autoRegister: boolean;
+  /** Answer server reads from the values flows set (default), or emit them and let the flow answer. */
+  answerReads?: 'values' | 'flow';
+  /** How long a flow has to answer a read. */
+  flowAnswerTimeoutMs?: number;
+  registerTimeoutMs?: number;
+  /** How often to poll AT+CEREG? while waiting for the network, and how many times. */
+  networkPollMs?: number;
+  networkPolls?: number;
+}
+
+export type Bc66State = 'closed' | 'starting' | 'idle' | 'registering' | 'registered' | 'error';
+
+export interface Bc66Request {
+  mid: number;
+  path: string;
+  value?: ResourceValue;
+  args?: string;
+  start?: boolean;
+}
+
+export class Bc66Error extends Lwm2mError {}
+
+const MAX_RESOURCES_PER_ADDOBJ = 14;
+
+export class Bc66Lwm2m extends EventEmitter {
+  private readonly values = new Map<string, ResourceValue>();
+  private readonly observed = new Set<string>();
+  private readonly recentMids: number[] = [];
+  private readonly pendingReads = new Map<number, { timer: NodeJS.Timeout; path: Lwm2mPath }>();
+  private currentState: Bc66State = 'closed';
+  private wantRegistered = false;
+  private recovering = false;
+  private registerWaiter?: (ok: boolean) => void;
+  private readonly registry = ObjectRegistry.withBuiltins();
+  imei?: string;
+
+  constructor(readonly driver: Bc66Driver, readonly config: Bc66Lwm2mConfig) {
+    super();
+    driver.on('urc', (urc: Urc) => this.onUrc(urc));
+    driver.on('reboot', () => this.recover('modem restarted'));
+    driver.on('close', () => this.setState('closed'));
+    driver.on('open', () => {
+      // a port that came back: the modem may have lost everything with it
+      if (this.currentState === 'closed' && this.wantRegistered) this.recover('serial port reopened');
+    });
+  }
+
+  get state(): Bc66State {
+    return this.currentState;
+  }
+
+  get endpoint(): string {
+    return this.config.endpoint || (this.imei ? `urn:imei:${this.imei}` : '');
+  }
+
+  private setState(state: Bc66State): void {
+    if (state === this.currentState) return;
+    this.currentState = state;
+    this.emit('state', state);
+  }
+
+  /** Opens the port, brings the modem up, configures LwM2M and registers when autoRegister is on. */
+  async start(): Promise<void> {
+    this.setState('starting');
+    try {
+      if (!this.driver.isOpen) await this.driver.open();
+      await this.bringUp();
+      if (this.config.autoRegister) await this.register();
+    } catch (err) {
+      this.setState(this.driver.isOpen ? 'error' : 'closed');
+      if (this.config.autoRegister) this.wantRegistered = true;
+      throw err;
+    }
+  }
+
+  private async bringUp(): Promise<void> {
+    await this.driver.sync();
+    await this.driver.command('ATE0');
+    await this.driver.command('AT+CMEE=1');
+    const imei = (await this.driver.command('AT+CGSN=1', { expect: '+CGSN' })).lines[0];
+    this.imei = imei ? imei.replace(/^\+CGSN:\s*/i, '').replace(/"/g, '').trim() : undefined;
+    await this.waitForNetwork();
+    await this.configure();
+    this.setState('idle');
+  }
+
+  private async waitForNetwork(): Promise<void> {
+    const polls = this.config.networkPolls ?? 60;
+    for (let i = 0; i < polls; i++) {
+      const reply = (await this.driver.command('AT+CEREG?', { expect: '+CEREG' })).lines[0] ?? '';
+      const stat = Number(reply.split(':')[1]?.split(',')[1]);
+      if (stat === 1 || stat === 5) {
+        const attached = (await this.driver.command('AT+CGATT?', { expect: '+CGATT' })).lines[0] ?? '';
+        if (/:\s*1/.test(attached)) return;
+      }
+      await new Promise((r) => setTimeout(r, this.config.networkPollMs ?? 1000));
+    }
+    throw new Bc66Error('the modem did not attach to the network');
+  }
+
+  private async configure(): Promise<void> {
+    const c = this.config;
+    const args = [c.mode === 'bootstrap' ? 1 : 0, atArg(c.serverHost), c.serverPort, atArg(this.endpoint), c.lifetime, c.security === 'psk' ? 0 : 3];
+    if (c.security === 'psk') {
+      if (!c.pskIdentity || !c.pskKey || !/^([0-9a-fA-F]{2})+$/.test(c.pskKey)) throw new Bc66Error('PSK security needs an identity and a hex key');
+      args.push(atArg(c.pskIdentity), atArg(c.pskKey));
+    }
+    await this.driver.command(`AT+QLWCONFIG=${args.join(',')}`);
+    for (const obj of c.objects) await this.addObject(obj);
+  }
+
+  private async addObject(obj: Bc66ObjectInstance): Promise<void> {
+    // the module takes at most 14 resources per command; further ones go in more commands
+    for (let i = 0; i < Math.max(1, obj.resources.length); i += MAX_RESOURCES_PER_ADDOBJ) {
+      const part = obj.resources.slice(i, i + MAX_RESOURCES_PER_ADDOBJ);
+      await this.driver.command(`AT+QLWADDOBJ=${obj.objectId},${obj.instanceId},${part.length},${part.join(',')}`);
+    }
+  }
+
+  async register(): Promise<void> {
+    this.wantRegistered = true;
+    this.setState('registering');
+    const result = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), this.config.registerTimeoutMs ?? 30000);
+      this.registerWaiter = (ok) => {
+        clearTimeout(timer);
+        resolve(ok);
+      };
+    });
+    await this.driver.command('AT+QLWREG');
+    const ok = await result;
+    this.registerWaiter = undefined;
+    if (!ok) {
+      this.setState('error');
+      throw new Bc66Error('registration failed (+QLWREG: 1 or no answer)');
+    }
+    this.setState('registered');
+  }
+
+  async update(lifetime?: number): Promise<void> {
+    const reply = await this.driver.command(`AT+QLWUPDATE=0,${lifetime ?? this.config.lifetime}`, { expect: '+QLWUPDATE' });
+    this.emit('update-sent', reply.lines[0]);
+  }
+
+  async deregister(): Promise<void> {
+    this.wantRegistered = false;
+    await this.driver.command('AT+QLWDEREG');
+    this.observed.clear();
+    this.setState('idle');
+  }
+
+  async stop(): Promise<void> {
+    this.wantRegistered = false;
+    for (const p of this.pendingReads.values()) clearTimeout(p.timer);
+    this.pendingReads.clear();
+    if (this.currentState === 'registered' && this.driver.isOpen) {
+      await this.driver.command('AT+QLWDEREG').catch(() => {});
+    }
+    await this.driver.close();
+    this.setState('closed');
+  }
+
+  private async recover(reason: string): Promise<void> {
+    if (this.recovering || !this.wantRegistered) return;
+    this.recovering = true;
+    this.emit('warning', new Bc66Error(`${reason}: configuring and registering again`));
+    try {
+      this.observed.clear();
+      this.setState('starting');
+      await this.bringUp();
+      await this.register();
+    } catch (err) {
+      this.emit('warning', err);
+      this.setState(this.driver.isOpen ? 'error' : 'closed');
+    } finally {
+      this.recovering = false;
+    }
+  }
+
+  // ---- values and notifications ----
+
+  getValue(path: string): ResourceValue | undefined {
+    return this.values.get(formatPath(parsePath(path)));
+  }
+
+  /** Stores a resource value (answers reads) and notifies the server when it observes it. */
+  async setValue(path: string, value: ResourceValue, confirmable = false): Promise<{ notified: boolean; acked?: boolean }> {
+    const p = parsePath(path);
+    if (p.resourceId === undefined || p.instanceId === undefined) throw new Bc66Error(`setValue needs a resource path, not ${path}`);
+    const key = formatPath(p);
+    this.values.set(key, value);
+    const instanceKey = formatPath({ objectId: p.objectId, instanceId: p.instanceId });
+    if (this.currentState !== 'registered' || !(this.observed.has(key) || this.observed.has(instanceKey) || this.observed.has(`/${p.objectId}`))) {
+      return { notified: false };
+    }
+    return this.notify(p, value, confirmable);
+  }
+
+  private async notify(p: Lwm2mPath, value: ResourceValue, confirmable: boolean): Promise<{ notified: boolean; acked?: boolean }> {
+    const v = toAtValue(value);
+    const waitFor = (match: (urc: Urc) => boolean, ms: number) => new Promise<Urc | undefined>((resolve) => {
+      const timer = setTimeout(() => {
+        this.driver.removeListener('urc', listener);
+        resolve(undefined);
+      }, ms);
+      const listener = (urc: Urc) => {
+        if (!match(urc)) return;
+        clearTimeout(timer);
+        this.driver.removeListener('urc', listener);
+        resolve(urc);
+      };
+      this.driver.on('urc', listener);
+    });
+    const sent = waitFor((u) => u.name === '+QLWNOTIFY', 10000);
+    const report = waitFor((u) => u.name === '+QLWURC' && u.fields[0] === 'report', 10000);
+    await this.driver.command(`AT+QLWNOTIFY=${p.objectId},${p.instanceId},${p.resourceId},${v.type},${v.len},${v.text},0,${confirmable ? 1 : 0}`);
+    const mid = (await report)?.fields[1];
+    const result = await sent;
+    const notified = result !== undefined && result.fields[0] === '0';
+    if (!confirmable || !notified) return { notified };
+    const ack = await waitFor((u) => u.name === '+QLWURC' && u.fields[0] === 'report_ack' && u.fields[2] === mid, 30000);
+    const acked = ack !== undefined && ack.fields[1] === '0';
+    this.emit('notify-ack', { path: formatPath(p), mid: Number(mid), acked });
+    return { notified, acked };
+  }
+
+  // ---- requests from the server ----
+
+  private duplicate(mid: number): boolean {
+    if (this.recentMids.includes(mid)) return true;
+    this.recentMids.push(mid);
+    if (this.recentMids.length > 32) this.recentMids.shift();
+    return false;
+  }
+
+  private onUrc(urc: Urc): void {
+    try {
+      if (urc.name === '+QLWREG') this.registerWaiter?.(urc.fields[0] === '0');
+      else if (urc.name === '+QLWDEREG') this.setState('idle');
+      else if (urc.name === '+QLWSTATUS' && urc.fields[0] === '0' && this.currentState === 'registered') this.recover('modem reports it is not registered');
+      else if (urc.name === '+QLWURC') this.onLwm2mUrc(urc);
+    } catch (err) {
+      this.emit('warning', new Bc66Error(`cannot handle "${urc.line}": ${(err as Error).message}`));
+    }
+  }
+
+  private onLwm2mUrc(urc: Urc): void {
+    const [kind, ...f] = urc.fields;
+    const num = (i: number) => Number(f[i]);
+    switch (kind) {
+      case 'read': {
+        const mid = num(0);
+        if (this.duplicate(mid)) return;
+        const path: Lwm2mPath = { objectId: num(1), instanceId: num(2), resourceId: num(3) === -1 ? undefined : num(3) };
+        this.onRead(mid, path).catch((err: Error) => this.emit('warning', err));
+        return;
+      }
+      case 'write': {
+        const mid = num(0);
+        if (this.duplicate(mid)) return;
+        const path: Lwm2mPath = { objectId: num(1), instanceId: num(2), resourceId: num(3) };
+        const type = this.registry.resourceType(path.objectId, path.resourceId!);
+        const value = fromAtValue(num(4), f[6] ?? '', type === 'integer' || type === 'unsigned' || type === 'float');
+        this.values.set(formatPath(path), value);
+        this.driver.command(`AT+QLWWRRSP=${mid},${COAP_TO_RESULT['2.04']}`).catch((err: Error) => this.emit('warning', err));
+        this.emit('write', { mid, path: formatPath(path), value } satisfies Bc66Request);
+        return;
+      }
+      case 'execute': {
+        const mid = num(0);
+        if (this.duplicate(mid)) return;
+        const path = formatPath({ objectId: num(1), instanceId: num(2), resourceId: num(3) });
+        this.driver.command(`AT+QLWEXERSP=${mid},${COAP_TO_RESULT['2.04']}`).catch((err: Error) => this.emit('warning', err));
+        this.emit('execute', { mid, path, args: f.slice(4).join(',') } satisfies Bc66Request);
+        return;
+      }
+      case 'observe': {
+        const mid = num(0);
+        if (this.duplicate(mid)) return;
+        const start = num(1) === 0;
+        const path: Lwm2mPath = { objectId: num(2), instanceId: num(3), resourceId: num(4) === -1 ? undefined : num(4) };
+        const key = formatPath(path);
+        if (start) this.observed.add(key);
+        else this.observed.delete(key);
+        this.answerWithValues('OBSRSP', mid, path);
+        this.emit('observe', { mid, path: key, start } satisfies Bc66Request);
+        return;
+      }
+      default:
+        // report / report_ack / ping / lwstatus / recovered …: informational
+        this.emit('info', urc);
+    }
+  }
+
+  private async onRead(mid: number, path: Lwm2mPath): Promise<void> {
+    const request: Bc66Request = { mid, path: formatPath(path) };
+    if (this.config.answerReads === 'flow') {
+      const timer = setTimeout(() => {
+        this.pendingReads.delete(mid);
+        this.answerCode('RDRSP', mid, path, '4.04');
+      }, this.config.flowAnswerTimeoutMs ?? 4000);
+      this.pendingReads.set(mid, { timer, path });
+      this.emit('read', request);
+      return;
+    }
+    this.emit('read', request);
+    this.answerWithValues('RDRSP', mid, path);
+  }
+
+  /** The flow's answer to a read it was given (answerReads = 'flow'): a value or a CoAP error code. */
+  answerRead(mid: number, answer: ResourceValue | Record<string, ResourceValue> | { code: string }): void {
+    const pending = this.pendingReads.get(mid);
+    if (!pending) throw new Bc66Error(`no read ${mid} is waiting for an answer (too late?)`);
+    clearTimeout(pending.timer);
+    this.pendingReads.delete(mid);
+    if (typeof answer === 'object' && answer !== null && 'code' in answer && typeof answer.code === 'string') {
+      this.answerCode('RDRSP', mid, pending.path, answer.code);
+      return;
+    }
+    if (pending.path.resourceId !== undefined) {
+      this.values.set(formatPath(pending.path), answer as ResourceValue);
+    } else {
+      for (const [rid, v] of Object.entries(answer as Record<string, ResourceValue>)) {
+        this.values.set(formatPath({ ...pending.path, resourceId: Number(rid) }), v);
+      }
+    }
+    this.answerWithValues('RDRSP', mid, pending.path);
+  }
+
+  private answerCode(kind: 'RDRSP' | 'OBSRSP', mid: number, path: Lwm2mPath, code: string): void {
+    const result = COAP_TO_RESULT[code] ?? COAP_TO_RESULT['4.04'];
+    this.driver.command(`AT+QLW${kind}=${mid},${result},${path.objectId},${path.instanceId},${path.resourceId ?? -1},1,1," ",0`)
+      .catch((err: Error) => this.emit('warning', err));
+  }
+
+  /** One answer per resource, `<index>` counting down to 0 (0 = last part). */
+  private answerWithValues(kind: 'RDRSP' | 'OBSRSP', mid: number, path: Lwm2mPath): void {
+    const parts: Array<[number, ResourceValue]> = [];
+    if (path.resourceId !== undefined) {
+      const v = this.values.get(formatPath(path));
+      if (v !== undefined) parts.push([path.resourceId, v]);
+    } else {
+      const declared = this.config.objects.find((o) => o.objectId === path.objectId && o.instanceId === path.instanceId);
+      for (const rid of declared?.resources ?? []) {
+        const v = this.values.get(formatPath({ ...path, resourceId: rid }));
+        if (v !== undefined) parts.push([rid, v]);
+      }
+    }
+    if (parts.length === 0) {
+      this.answerCode(kind, mid, path, '4.04');
+      return;
+    }
+    parts.forEach(([rid, value], i) => {
+      const v = toAtValue(value);
+      const index = parts.length - 1 - i;
+      this.driver.command(`AT+QLW${kind}=${mid},${COAP_TO_RESULT['2.05']},${path.objectId},${path.instanceId},${rid},${v.type},${v.len},${v.text},${index}`)
+        .catch((err: Error) => this.emit('warning', err));
+    });
+  }
+}
