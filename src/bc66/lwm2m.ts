@@ -52,6 +52,15 @@ export interface Bc66Request {
 
 export class Bc66Error extends Lwm2mError {}
 
+/** "3303/0: 5700, 5701" one instance per line → declared object instances. */
+export function parseObjectList(text: string): Bc66ObjectInstance[] {
+  return text.split(/\n|;/).map((l) => l.trim()).filter(Boolean).map((line) => {
+    const m = /^\/?(\d{1,5})\/(\d{1,5})\s*:\s*([\d,\s]+)$/.exec(line);
+    if (!m) throw new Bc66Error(`object list: "${line}" is not like "3303/0: 5700, 5701"`);
+    return { objectId: Number(m[1]), instanceId: Number(m[2]), resources: m[3].split(/[\s,]+/).filter(Boolean).map(Number) };
+  });
+}
+
 const MAX_RESOURCES_PER_ADDOBJ = 14;
 
 export class Bc66Lwm2m extends EventEmitter {

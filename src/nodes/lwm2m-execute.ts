@@ -1,9 +1,10 @@
 /** `lwm2m-execute`: executes endpoint + path (e.g. /3/0/4 Reboot) with msg.payload as arguments. */
 import type { NodeAPI } from 'node-red';
 import { attachServer, endpointOf, FlowNodeConfig, MessageError, pathOf, runRequest } from './shared/flow-node';
+import { attachDeviceRole, DeviceRoleConfig } from './device';
 import { DoneFunction, Lwm2mMessage, Node, NodeDef, SendFunction } from './shared/types';
 
-interface ExecuteNodeDef extends NodeDef, FlowNodeConfig {
+interface ExecuteNodeDef extends NodeDef, FlowNodeConfig, DeviceRoleConfig {
   args?: string;
 }
 
@@ -11,6 +12,7 @@ export = function register(RED: NodeAPI): void {
   function Lwm2mExecuteNode(this: Node, def: ExecuteNodeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
+    if (attachDeviceRole(RED, 'execute', node, def)) return;
     const configNode = attachServer(RED, node, def);
     if (!configNode) return;
     node.on('input', (msg: Lwm2mMessage, send: SendFunction, done: DoneFunction) => {

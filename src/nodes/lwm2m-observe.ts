@@ -7,9 +7,10 @@ import type { NodeAPI } from 'node-red';
 import type { Notification, Registration, WriteAttributes } from '../lwm2m/server';
 import { formatPath, parsePath } from '../lwm2m/path';
 import { attachServer, endpointOf, FlowNodeConfig, formatOf, pathOf, runRequest } from './shared/flow-node';
+import { attachDeviceRole, DeviceRoleConfig } from './device';
 import { DoneFunction, Lwm2mMessage, Node, NodeDef, SendFunction } from './shared/types';
 
-interface ObserveNodeDef extends NodeDef, FlowNodeConfig {
+interface ObserveNodeDef extends NodeDef, FlowNodeConfig, DeviceRoleConfig {
   pmin?: string; pmax?: string; gt?: string; lt?: string; st?: string;
   autoObserve?: boolean;
   autoPaths?: string;
@@ -25,6 +26,7 @@ export = function register(RED: NodeAPI): void {
   function Lwm2mObserveNode(this: Node, def: ObserveNodeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
+    if (attachDeviceRole(RED, 'observe', node, def)) return;
     const configNode = attachServer(RED, node, def);
     if (!configNode) return;
     const server = configNode.server;

@@ -5,14 +5,16 @@
 import type { NodeAPI } from 'node-red';
 import { formatPath, parsePath } from '../lwm2m/path';
 import { attachServer, endpointOf, FlowNodeConfig, formatOf, pathOf, runRequest } from './shared/flow-node';
+import { attachDeviceRole, DeviceRoleConfig } from './device';
 import { DoneFunction, Lwm2mMessage, Node, NodeDef, SendFunction } from './shared/types';
 
-interface ReadNodeDef extends NodeDef, FlowNodeConfig {}
+interface ReadNodeDef extends NodeDef, FlowNodeConfig, DeviceRoleConfig {}
 
 export = function register(RED: NodeAPI): void {
   function Lwm2mReadNode(this: Node, def: ReadNodeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
+    if (attachDeviceRole(RED, 'read', node, def)) return;
     const configNode = attachServer(RED, node, def);
     if (!configNode) return;
     node.on('input', (msg: Lwm2mMessage, send: SendFunction, done: DoneFunction) => {

@@ -5,9 +5,10 @@
 import type { NodeAPI } from 'node-red';
 import type { Registration } from '../lwm2m/server';
 import { attachServer, FlowNodeConfig, registrationPayload } from './shared/flow-node';
+import { attachDeviceRole, DeviceRoleConfig } from './device';
 import { DoneFunction, Lwm2mMessage, Node, NodeDef, SendFunction } from './shared/types';
 
-interface RegisterNodeDef extends NodeDef, FlowNodeConfig {}
+interface RegisterNodeDef extends NodeDef, FlowNodeConfig, DeviceRoleConfig {}
 
 const EVENTS = ['register', 'update', 'deregister', 'expire', 'wakeup'] as const;
 
@@ -15,6 +16,7 @@ export = function register(RED: NodeAPI): void {
   function Lwm2mRegisterNode(this: Node, def: RegisterNodeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
+    if (attachDeviceRole(RED, 'register', node, def)) return;
     const configNode = attachServer(RED, node, def);
     if (!configNode) return;
     const server = configNode.server;

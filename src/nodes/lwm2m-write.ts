@@ -7,9 +7,10 @@
 import type { NodeAPI } from 'node-red';
 import { ValueTree } from '../lwm2m/types';
 import { attachServer, endpointOf, FlowNodeConfig, formatOf, MessageError, pathOf, runRequest } from './shared/flow-node';
+import { attachDeviceRole, DeviceRoleConfig } from './device';
 import { DoneFunction, Lwm2mMessage, Node, NodeDef, SendFunction } from './shared/types';
 
-interface WriteNodeDef extends NodeDef, FlowNodeConfig {
+interface WriteNodeDef extends NodeDef, FlowNodeConfig, DeviceRoleConfig {
   mode?: 'replace' | 'update';
 }
 
@@ -17,6 +18,7 @@ export = function register(RED: NodeAPI): void {
   function Lwm2mWriteNode(this: Node, def: WriteNodeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
+    if (attachDeviceRole(RED, 'write', node, def)) return;
     const configNode = attachServer(RED, node, def);
     if (!configNode) return;
     node.on('input', (msg: Lwm2mMessage, send: SendFunction, done: DoneFunction) => {

@@ -29,3 +29,11 @@ export interface Lwm2mMessage extends NodeMessage {
 
 export type SendFunction = (msg: NodeMessage | Array<NodeMessage | null>) => void;
 export type DoneFunction = (err?: Error) => void;
+
+/** The `lwm2m-bc66` config node as its users see it. */
+export interface Lwm2mBc66ConfigNode extends Node {
+  readonly device: import('../../bc66').Bc66Lwm2m;
+  use(user: Node): void;
+  release(user: Node): Promise<void>;
+  readonly currentStatus: NodeStatus;
+}

@@ -1,0 +1,111 @@
+/**
+ * `lwm2m-bc66` config node: one Quectel BC66 (or the emulator) on a serial port, driven as an
+ * LwM2M client, shared by the flow nodes that select it. The port opens with the first user and
+ * closes with the last; a lost port is reopened with backoff and the device registers again.
+ */
+import type { NodeAPI } from 'node-red';
+import { SerialPort } from 'serialport';
+import { Bc66Driver, Bc66Lwm2m, Bc66ObjectInstance, Bc66State, parseObjectList } from '../bc66';
+import { Lwm2mBc66ConfigNode, Node, NodeDef, NodeStatus } from './shared/types';
+
+interface Bc66NodeDef extends NodeDef {
+  serialPort?: string;
+  baudRate?: string | number;
+  endpoint?: string;
+  serverHost?: string;
+  serverPort?: string | number;
+  mode?: 'direct' | 'bootstrap';
+  lifetime?: string | number;
+  security?: 'nosec' | 'psk';
+  objects?: string;
+  autoRegister?: boolean;
+}
+
+interface Bc66Credentials {
+  pskIdentity?: string;
+  pskKey?: string;
+}
+
+const STATUS: Record<Bc66State, NodeStatus> = {
+  closed: { fill: 'red', shape: 'ring', text: 'port closed, retrying' },
+  starting: { fill: 'yellow', shape: 'ring', text: 'starting modem' },
+  idle: { fill: 'yellow', shape: 'dot', text: 'ready, not registered' },
+  registering: { fill: 'yellow', shape: 'dot', text: 'registering' },
+  registered: { fill: 'green', shape: 'dot', text: 'registered' },
+  error: { fill: 'red', shape: 'dot', text: 'error' },
+};
+
+export = function register(RED: NodeAPI): void {
+  function Lwm2mBc66Node(this: Lwm2mBc66ConfigNode & Node<Bc66Credentials> & { device: Bc66Lwm2m; currentStatus: NodeStatus }, def: Bc66NodeDef) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    let objects: Bc66ObjectInstance[] = [];
+    try {
+      objects = parseObjectList(def.objects ?? '');
+    } catch (err) {
+      node.error((err as Error).message);
+    }
+    const driver = new Bc66Driver({ path: def.serialPort ?? '', baudRate: Number(def.baudRate) || 115200 });
+    node.device = new Bc66Lwm2m(driver, {
+      endpoint: def.endpoint || undefined,
+      serverHost: def.serverHost || '127.0.0.1',
+      serverPort: Number(def.serverPort) || 5683,
+      mode: def.mode === 'bootstrap' ? 'bootstrap' : 'direct',
+      lifetime: Number(def.lifetime) || 86400,
+      security: def.security === 'psk' ? 'psk' : 'nosec',
+      pskIdentity: node.credentials?.pskIdentity,
+      pskKey: node.credentials?.pskKey,
+      objects,
+      autoRegister: def.autoRegister !== false,
+    });
+    node.currentStatus = { fill: 'grey', shape: 'ring', text: 'not started' };
+    const publish = (status: NodeStatus) => {
+      node.currentStatus = status;
+      node.emit('lwm2m-status', status);
+    };
+    node.device.on('state', (state: Bc66State) => {
+      publish(state === 'registered' ? { ...STATUS.registered, text: `registered ${node.device.endpoint}` } : STATUS[state]);
+    });
+    node.device.on('warning', (err: Error) => node.warn(`BC66 ${def.serialPort}: ${err.message}`));
+    driver.on('warning', (err: Error) => node.debug(`BC66 ${def.serialPort}: ${err.message}`));
+
+    const users = new Set<Node>();
+    let started = false;
+    node.use = (user: Node) => {
+      users.add(user);
+      if (started) return;
+      started = true;
+      if (!def.serialPort) {
+        publish({ fill: 'red', shape: 'ring', text: 'no serial port' });
+        return;
+      }
+      node.device.start().catch((err: Error) => {
+        node.error(`BC66 on ${def.serialPort}: ${err.message}`);
+      });
+    };
+    const stop = async () => {
+      if (!started) return;
+      started = false;
+      await node.device.stop().catch((err: Error) => node.warn(err.message));
+    };
+    node.release = async (user: Node) => {
+      users.delete(user);
+      if (users.size === 0) await stop();
+    };
+    node.on('close', (done: () => void) => {
+      stop().then(() => done(), () => done());
+    });
+  }
+
+  RED.nodes.registerType('lwm2m-bc66', Lwm2mBc66Node as unknown as Parameters<NodeAPI['nodes']['registerType']>[1], {
+    credentials: { pskIdentity: { type: 'text' }, pskKey: { type: 'password' } },
+  });
+
+  // the editor's serial port list; SerialPort.list() fails on machines without udev: type the path then
+  RED.httpAdmin.get('/lwm2m-bc66/ports', RED.auth.needsPermission('lwm2m-bc66.read'), (_req, res) => {
+    SerialPort.list().then(
+      (ports) => res.json(ports.map((p) => ({ path: p.path, manufacturer: p.manufacturer ?? '' }))),
+      () => res.json([]),
+    );
+  });
+};
