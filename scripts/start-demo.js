@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm start`: Node-RED from this repository's own dependencies, with a user directory inside the
 // repository (.node-red/, git-ignored), this package loaded and the demo flow deployed; then a few
-// simulated devices: software LwM2M clients that register directly, and one that bootstraps first.
+// simulated devices: software LwM2M clients that register directly, one that bootstraps first, and two
+// BC66 modems played by the emulator behind pseudo-terminal pairs (one direct, one bootstrapping).
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -9,7 +10,9 @@ const { spawn } = require('child_process');
 
 const root = path.join(__dirname, '..');
 const userDir = path.join(root, '.node-red');
-const demoFlow = path.join(root, 'examples', 'demo-server-and-devices.json');
+const ptyDir = path.join(root, '.pty');
+// the demo is the example flows together; they share the server config node (same id)
+const DEMO_FLOWS = ['demo-server-and-devices.json', 'bc66-temperature-device.json', 'bootstrap-bc66-device.json'];
 const port = Number(process.env.PORT || 1880);
 const serverPort = 5683;
 
@@ -27,7 +30,33 @@ function prepareUserDir() {
 `);
   const flows = path.join(userDir, 'flows.json');
   // a flow the user changed in the editor is kept; delete .node-red/flows.json to get the demo back
-  if (!fs.existsSync(flows)) fs.copyFileSync(demoFlow, flows);
+  if (!fs.existsSync(flows)) {
+    const byId = new Map();
+    for (const file of DEMO_FLOWS) {
+      for (const node of JSON.parse(fs.readFileSync(path.join(root, 'examples', file), 'utf8'))) byId.set(node.id, node);
+    }
+    fs.writeFileSync(flows, JSON.stringify([...byId.values()], null, 2));
+  }
+}
+
+/** Two emulated BC66 modems behind pty pairs; the demo flows' lwm2m-bc66 nodes open the host ends. */
+async function startModems() {
+  const { Bc66Emulator, startPtyPair } = require('../dist/bc66');
+  fs.mkdirSync(ptyDir, { recursive: true });
+  const stops = [];
+  for (const [name, imei] of [['', '866425030012345'], ['bs-', '866425030054321']]) {
+    const pty = await startPtyPair(path.join(ptyDir, `${name}modem`), path.join(ptyDir, `${name}host`));
+    const emulator = new Bc66Emulator({ path: pty.a, imei, localAddress: '127.0.0.1' });
+    emulator.on('warning', (err) => console.log(`[bc66 emulator ${imei}] ${err.message}`));
+    await emulator.start();
+    stops.push(async () => {
+      await emulator.stop();
+      await pty.stop();
+    });
+  }
+  return async () => {
+    for (const stop of stops) await stop();
+  };
 }
 
 async function startDevices() {
@@ -72,6 +101,8 @@ async function startDevices() {
 
 async function main() {
   prepareUserDir();
+  // the modems exist before Node-RED opens their serial ports
+  const stopModems = await startModems();
   const red = spawn(process.execPath, [require.resolve('node-red/red.js'), '--userDir', userDir, '--port', String(port)], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -95,6 +126,7 @@ async function main() {
     if (stopping) return;
     stopping = true;
     if (stopDevices) await (await stopDevices)();
+    await stopModems();
     red.kill('SIGINT');
   };
   process.on('SIGINT', shutdown);

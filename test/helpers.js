@@ -56,7 +56,7 @@ function collector(helperNode) {
         const w = { filter: (m) => filter(m) && !m.__taken && (m.__taken = true), resolve, timer: null };
         w.timer = setTimeout(() => {
           waiters.splice(waiters.indexOf(w), 1);
-          reject(new Error(`no matching message within ${ms} ms`));
+          reject(new Error(`${helperNode.id}: no matching message within ${ms} ms (seen: ${JSON.stringify(seen.map((m) => [m.topic, m.payload]).slice(-5))})`));
         }, ms);
         waiters.push(w);
       });

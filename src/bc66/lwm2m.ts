@@ -252,15 +252,17 @@ export class Bc66Lwm2m extends EventEmitter {
       };
       this.driver.on('urc', listener);
     });
+    // every waiter is in place before the command: the module may print all the lines at once
     const sent = waitFor((u) => u.name === '+QLWNOTIFY', 10000);
     const report = waitFor((u) => u.name === '+QLWURC' && u.fields[0] === 'report', 10000);
+    const ack = confirmable ? waitFor((u) => u.name === '+QLWURC' && u.fields[0] === 'report_ack', 30000) : Promise.resolve(undefined);
     await this.driver.command(`AT+QLWNOTIFY=${p.objectId},${p.instanceId},${p.resourceId},${v.type},${v.len},${v.text},0,${confirmable ? 1 : 0}`);
     const mid = (await report)?.fields[1];
     const result = await sent;
     const notified = result !== undefined && result.fields[0] === '0';
     if (!confirmable || !notified) return { notified };
-    const ack = await waitFor((u) => u.name === '+QLWURC' && u.fields[0] === 'report_ack' && u.fields[2] === mid, 30000);
-    const acked = ack !== undefined && ack.fields[1] === '0';
+    const ackUrc = await ack;
+    const acked = ackUrc !== undefined && ackUrc.fields[1] === '0' && (mid === undefined || ackUrc.fields[2] === mid);
     this.emit('notify-ack', { path: formatPath(p), mid: Number(mid), acked });
     return { notified, acked };
   }

@@ -39,6 +39,8 @@ export = function register(RED: NodeAPI): void {
   function Lwm2mBc66Node(this: Lwm2mBc66ConfigNode & Node<Bc66Credentials> & { device: Bc66Lwm2m; currentStatus: NodeStatus }, def: Bc66NodeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
+    // every flow node that uses this connection listens to its status: more than 10 is normal
+    node.setMaxListeners(0);
     let objects: Bc66ObjectInstance[] = [];
     try {
       objects = parseObjectList(def.objects ?? '');

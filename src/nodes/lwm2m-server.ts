@@ -30,6 +30,8 @@ export = function register(RED: NodeAPI): void {
   function Lwm2mServerNode(this: Lwm2mServerConfigNode & { server: Lwm2mServer; bootstrap: BootstrapServer | null; currentStatus: NodeStatus }, def: ServerNodeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
+    // every flow node that uses this connection listens to its status: more than 10 is normal
+    node.setMaxListeners(0);
     const ipv6 = def.ipv6 === true;
     const port = numberOr(def.port, 5683);
     let defaultFormat: FormatName | undefined;

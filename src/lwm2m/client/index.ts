@@ -648,7 +648,10 @@ export class Lwm2mClient extends EventEmitter {
       }
       return exchange.respond({ code: '2.02' });
     }
-    if (!path || pathDepth(path) !== 2 || path.objectId <= 1) return exchange.respond({ code: '4.05' });
+    // the Server, Device and other single-instance objects cannot lose their instance
+    if (!path || pathDepth(path) !== 2 || path.objectId <= 1 || this.registry.get(path.objectId)?.multiple === false) {
+      return exchange.respond({ code: '4.05' });
+    }
     if (!this.objects.deleteInstance(path.objectId, path.instanceId!)) return exchange.respond({ code: '4.04' });
     exchange.respond({ code: '2.02' });
     this.emit('delete', formatPath(path));

@@ -490,6 +490,8 @@ class ExchangeImpl implements Exchange {
     this.responded = true;
     const res = this.res;
     res.code = spec.code;
+    // observe answers go through coap's ObserveWriteStream, which sends `statusCode`
+    (res as unknown as { statusCode: string }).statusCode = spec.code;
     if (spec.contentFormat !== undefined) res.setOption(OPTION_CONTENT_FORMAT, uintOption(spec.contentFormat));
     if (spec.locationPath) res.setOption('Location-Path', spec.locationPath.map((s) => Buffer.from(s)));
     const ok = spec.code.startsWith('2.');
@@ -519,8 +521,8 @@ class ExchangeImpl implements Exchange {
 
   notify(spec: ResponseSpec, confirmable = false, ackTimeoutMs = 30000): Promise<boolean> {
     if (!this.observing) return Promise.resolve(false);
-    const res = this.res as unknown as { code: string; _packet: { confirmable: boolean; ack: boolean }; write: (b: Buffer) => void; setOption: (n: string, v: Buffer) => void };
-    res.code = spec.code;
+    const res = this.res as unknown as { statusCode: string; _packet: { confirmable: boolean; ack: boolean }; write: (b: Buffer) => void; setOption: (n: string, v: Buffer) => void };
+    res.statusCode = spec.code;
     if (spec.contentFormat !== undefined) res.setOption(OPTION_CONTENT_FORMAT, uintOption(spec.contentFormat));
     res._packet.confirmable = confirmable;
     res._packet.ack = false;

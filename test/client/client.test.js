@@ -1,0 +1,70 @@
+'use strict';
+// The software client against the real server: what the device side answers and when it notifies.
+const assert = require('assert');
+const { Lwm2mServer, RequestFailedError } = require('../../dist/lwm2m/server');
+const { Lwm2mClient } = require('../../dist/lwm2m/client');
+const { nextEvent, delay } = require('../helpers');
+
+describe('software LwM2M client', function () {
+  this.timeout(15000);
+  let server;
+  let client;
+
+  beforeEach(async () => {
+    server = new Lwm2mServer({ port: 0, address: '127.0.0.1', requestTimeoutMs: 2000 });
+    server.on('warning', () => {});
+    await server.start();
+    client = new Lwm2mClient({ endpoint: 'c1', server: { host: '127.0.0.1', port: server.address().port }, lifetime: 60, localAddress: '127.0.0.1' });
+    client.on('warning', () => {});
+    client.setInstance(3303, 0, { 5700: 20, 5701: 'Cel' });
+    await client.start();
+  });
+  afterEach(async () => {
+    await client.stop();
+    await server.stop();
+  });
+
+  it('announces its objects without the Security object', () => {
+    const reg = server.getRegistration('c1');
+    assert.deepStrictEqual(reg.objects.map((o) => o.objectId), [1, 3, 3303]);
+    assert.ok(reg.supportedFormats.includes(112));
+  });
+
+  it('answers an observation of something absent with an error code, not an empty 2.05', async () => {
+    await assert.rejects(server.observe('c1', '/3303/0/5601'), (e) => e instanceof RequestFailedError && e.code === '4.04');
+    await assert.rejects(server.observe('c1', '/3304/0'), (e) => e instanceof RequestFailedError && e.code === '4.04');
+    assert.strictEqual(client.isObserved('/3303/0/5601'), false);
+  });
+
+  it('holds notifications back for pmin and skips changes below st', async () => {
+    assert.strictEqual((await server.writeAttributes('c1', '/3303/0/5700', { pmin: 1, st: 1 })).code, '2.04');
+    await server.observe('c1', '/3303/0/5700');
+    const values = [];
+    server.on('notify', (n) => values.push([n.value, Date.now()]));
+    const started = Date.now();
+    client.setValue('/3303/0/5700', 20.5); // below st: not notified
+    await delay(100);
+    client.setValue('/3303/0/5700', 22); // notified, but not before pmin has passed since the first answer
+    await nextEvent(server, 'notify', 3000);
+    assert.deepStrictEqual(values.map((v) => v[0]), [22]);
+    assert.ok(values[0][1] - started >= 800, `notified after ${values[0][1] - started} ms, pmin is 1 s`);
+  });
+
+  it('refuses writes to read-only resources and unknown instances, executes, creates and deletes', async () => {
+    await assert.rejects(server.write('c1', '/3303/0/5700', 1), (e) => e.code === '4.05');
+    await assert.rejects(server.write('c1', '/3303/9/5750', 'x'), (e) => e.code === '4.04');
+    await assert.rejects(server.delete('c1', '/3/0'), (e) => e.code === '4.05');
+    const updated = nextEvent(server, 'update', 3000);
+    assert.strictEqual((await server.execute('c1', '/1/0/8')).code, '2.04'); // Registration Update Trigger
+    await updated;
+    assert.strictEqual((await server.write('c1', '/1/0/1', 300)).code, '2.04'); // lifetime: the client updates
+    const [reg] = await nextEvent(server, 'update', 3000);
+    assert.strictEqual(reg.lifetime, 300);
+  });
+
+  it('sends values with Send (/dp)', async () => {
+    const sent = nextEvent(server, 'send');
+    assert.strictEqual(await client.send(['/3303/0/5700']), '2.04');
+    assert.deepStrictEqual((await sent).value, { '/3303/0/5700': 20 });
+  });
+});
