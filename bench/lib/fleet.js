@@ -48,7 +48,8 @@ class Fleet {
     this._tx = (this._tx || 0) + 1;
     entry.tries++;
     entry.dueAt = Date.now() + ACK_TIMEOUT_MS * entry.tries;
-    entry.socket.send(entry.buf, this.target.port, this.target.address);
+    const to = entry.target || this.target;
+    entry.socket.send(entry.buf, to.port, to.address);
   }
 
   async open() {
@@ -132,6 +133,18 @@ class Fleet {
     const buf = generate({ ...fields, messageId, confirmable: true, token: fields.token || randomToken() });
     return new Promise((resolve) => {
       const entry = { resolve, buf, socket, tries: 0, dueAt: 0, sentAt: Date.now() };
+      this.pending.set(messageId, entry);
+      this.transmit(entry);
+    });
+  }
+
+  /** Sends a CON message (a notification) from `socket` to `rinfo`; resolves true once ACKed. */
+  sendConfirmable(socket, rinfo, fields) {
+    const messageId = this.nextMessageId;
+    this.nextMessageId = (this.nextMessageId % 65535) + 1;
+    const buf = generate({ ...fields, messageId, confirmable: true });
+    return new Promise((resolve) => {
+      const entry = { resolve: (r) => resolve(Boolean(r)), buf, socket, tries: 0, dueAt: 0, sentAt: Date.now(), target: rinfo };
       this.pending.set(messageId, entry);
       this.transmit(entry);
     });

@@ -6,8 +6,38 @@ const { serve } = require('./harness');
 serve(async (options) => {
   const server = new Lwm2mServer({ port: 0, address: '127.0.0.1', requestTimeoutMs: 20000, ...(options || {}) });
   server.on('warning', () => {});
+  let notified = 0;
+  server.on('notify', () => { notified++; });
   await server.start();
   const commands = {
+    // heap without the CoAP layer's deduplication cache (responses kept ~247 s for retransmissions)
+    async steadyHeap() {
+      server.transport.server._lru.clear();
+      if (global.gc) { global.gc(); global.gc(); }
+      return process.memoryUsage().heapUsed;
+    },
+    // observe `paths` on every registered device; count decoded notifications for `seconds`
+    async observeAll({ paths, window }) {
+      const endpoints = server.listRegistrations().map((r) => r.endpoint);
+      let next = 0;
+      let failed = 0;
+      const jobs = endpoints.flatMap((ep) => paths.map((p) => [ep, p]));
+      const worker = async () => {
+        while (next < jobs.length) {
+          const [ep, p] = jobs[next++];
+          await server.observe(ep, p).catch(() => { failed++; });
+        }
+      };
+      await Promise.all(Array.from({ length: window }, worker));
+      notified = 0;
+      return { observations: jobs.length - failed, failed };
+    },
+    async countNotifications({ seconds }) {
+      const before = notified;
+      const t0 = Date.now();
+      await new Promise((r) => setTimeout(r, seconds * 1000));
+      return { notifications: notified - before, seconds: (Date.now() - t0) / 1000 };
+    },
     // read fan-out: read `path` from every registered endpoint, `window` at a time
     async readAll({ path, format, window }) {
       const endpoints = server.listRegistrations().map((r) => r.endpoint);

@@ -99,6 +99,8 @@ export interface TransportOptions {
   address?: string;
   /** Default for CoapRequestSpec.timeoutMs. */
   requestTimeoutMs?: number;
+  /** Socket receive buffer in bytes (the OS may cap it): bursts of registrations need room. */
+  receiveBufferSize?: number;
 }
 
 const OPTION_CONTENT_FORMAT = 'Content-Format';
@@ -172,7 +174,7 @@ export class CoapTransport extends EventEmitter {
   private handler: RequestHandler = (ex) => ex.respond({ code: '4.04' });
   private readonly observations = new Set<ObservationImpl>();
   private readonly exchanges = new Set<ExchangeImpl>();
-  readonly options: Required<Omit<TransportOptions, 'address'>> & { address?: string };
+  readonly options: Required<Omit<TransportOptions, 'address' | 'receiveBufferSize'>> & { address?: string; receiveBufferSize?: number };
 
   constructor(options: TransportOptions = {}) {
     super();
@@ -181,6 +183,7 @@ export class CoapTransport extends EventEmitter {
       port: options.port ?? 0,
       address: options.address,
       requestTimeoutMs: options.requestTimeoutMs ?? 10000,
+      receiveBufferSize: options.receiveBufferSize,
     };
   }
 
@@ -212,6 +215,13 @@ export class CoapTransport extends EventEmitter {
         socket.removeListener('error', onError);
         socket.on('error', (err) => this.emit('warning', err));
         socket.on('message', (msg) => this.watchEmptyMessages(msg));
+        if (this.options.receiveBufferSize) {
+          try {
+            socket.setRecvBufferSize(this.options.receiveBufferSize);
+          } catch (err) {
+            this.emit('warning', err);
+          }
+        }
         this.socket = socket;
         const server = coap.createServer({ type: this.options.type });
         server.on('request', (req: coap.IncomingMessage, res: coap.OutgoingMessage) =>

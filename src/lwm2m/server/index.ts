@@ -85,7 +85,8 @@ export class Lwm2mServer extends EventEmitter {
   private readonly options: Required<Omit<ServerOptions, 'registry' | 'defaultFormat' | 'address'>> & ServerOptions;
   private readonly observations = new Map<string, ActiveObservation>(); // `${endpoint}\n${pathKey}`
   private readonly queues = new Map<string, QueuedRequest[]>(); // by registration id
-  private readonly lastHeard = new Map<string, number>(); // registration id → ms
+  /** When each queue-mode device last talked (registration id → ms); others are always reachable. */
+  private readonly lastHeard = new Map<string, number>();
   private bootstrapHandler: ((exchange: Exchange) => void) | null = null;
   private nextId = 1;
   private idPrefix = Date.now().toString(36);
@@ -109,6 +110,8 @@ export class Lwm2mServer extends EventEmitter {
       port: this.options.port,
       address: options.address ?? (this.options.type === 'udp6' ? '::' : '0.0.0.0'),
       requestTimeoutMs: this.options.requestTimeoutMs,
+      // a registration storm after a power cut arrives all at once
+      receiveBufferSize: 4 * 1024 * 1024,
     });
     this.transport.on('warning', (err) => this.emit('warning', err));
     this.transport.setHandler((exchange) => this.route(exchange));
@@ -219,7 +222,7 @@ export class Lwm2mServer extends EventEmitter {
     };
     const previous = this.store.add(registration);
     if (previous) this.forget(previous);
-    this.lastHeard.set(registration.id, Date.now());
+    if (registration.queueMode) this.lastHeard.set(registration.id, Date.now());
     exchange.respond({ code: '2.01', locationPath: ['rd', registration.id] });
     this.emit('register', registration, previous);
   }
@@ -328,7 +331,7 @@ export class Lwm2mServer extends EventEmitter {
   // ---- queue mode ----
 
   private heard(registration: Registration): void {
-    this.lastHeard.set(registration.id, Date.now());
+    if (registration.queueMode) this.lastHeard.set(registration.id, Date.now());
     const queue = this.queues.get(registration.id);
     if (!queue || queue.length === 0) return;
     this.queues.delete(registration.id);
