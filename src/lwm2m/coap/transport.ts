@@ -101,6 +101,13 @@ export interface TransportOptions {
   requestTimeoutMs?: number;
   /** Socket receive buffer in bytes (the OS may cap it): bursts of registrations need room. */
   receiveBufferSize?: number;
+  /**
+   * Size (bytes of response packets) of the cache that answers retransmitted requests from their
+   * first response. coap's default, 32 MiB, keeps ~7 KB of heap per response for 247 s: under a
+   * registration storm that is most of the server's memory and GC time. 1 MiB still holds the
+   * last ~45k responses, more than a retransmission interval's worth at full load.
+   */
+  dedupeCacheBytes?: number;
 }
 
 const OPTION_CONTENT_FORMAT = 'Content-Format';
@@ -184,6 +191,7 @@ export class CoapTransport extends EventEmitter {
       address: options.address,
       requestTimeoutMs: options.requestTimeoutMs ?? 10000,
       receiveBufferSize: options.receiveBufferSize,
+      dedupeCacheBytes: options.dedupeCacheBytes ?? 1024 * 1024,
     };
   }
 
@@ -223,7 +231,7 @@ export class CoapTransport extends EventEmitter {
           }
         }
         this.socket = socket;
-        const server = coap.createServer({ type: this.options.type });
+        const server = coap.createServer({ type: this.options.type, cacheSize: this.options.dedupeCacheBytes });
         server.on('request', (req: coap.IncomingMessage, res: coap.OutgoingMessage) =>
           this.dispatch(req as CoapIncoming, res));
         server.on('error', (err: Error) => this.emit('warning', err));

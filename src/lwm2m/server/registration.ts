@@ -12,14 +12,18 @@ export interface RegisteredObject {
   version?: string;
 }
 
-export interface Registration {
-  id: string;
+/** What the Register request's query says. */
+export interface RegisterParams {
   endpoint: string;
   lifetime: number;
   lwm2mVersion: string;
   binding: string;
   queueMode: boolean;
   smsNumber?: string;
+}
+
+export interface Registration extends RegisterParams {
+  id: string;
   rootPath: string;
   objectLinks: string;
   objects: RegisteredObject[];
@@ -100,14 +104,6 @@ export function parseObjectLinks(text: string): ParsedObjects {
   return { rootPath, objects, supportedFormats };
 }
 
-export interface RegisterParams {
-  endpoint: string;
-  lifetime: number;
-  lwm2mVersion: string;
-  binding: string;
-  queueMode: boolean;
-  smsNumber?: string;
-}
 
 export function parseRegisterQuery(query: string[], minLifetime: number): RegisterParams {
   const q = parseQuery(query);
