@@ -62,6 +62,21 @@ describe('software LwM2M client', function () {
     assert.strictEqual(reg.lifetime, 300);
   });
 
+  it('observes and writes several paths at once (Observe-Composite, Write-Composite)', async () => {
+    client.setInstance(3304, 0, { 5700: 40 });
+    const started = await server.observeComposite('c1', ['/3303/0/5700', '/3304/0/5700']);
+    assert.deepStrictEqual(started.value, { '/3303/0/5700': 20, '/3304/0/5700': 40 });
+    const notified = nextEvent(server, 'notify');
+    client.setValue('/3304/0/5700', 41.5);
+    const n = await notified;
+    assert.deepStrictEqual(n.path, ['/3303/0/5700', '/3304/0/5700']);
+    assert.deepStrictEqual(n.value, { '/3303/0/5700': 20, '/3304/0/5700': 41.5 });
+    assert.strictEqual((await server.writeComposite('c1', { '/3303/0/5750': 'lab', '/3/0/14': '+09:00' })).code, '2.04');
+    assert.deepStrictEqual([client.getValue('/3303/0/5750'), client.getValue('/3/0/14')], ['lab', '+09:00']);
+    await server.cancelObservation('c1', ['/3303/0/5700', '/3304/0/5700']);
+    assert.strictEqual(server.listObservations('c1').length, 0);
+  });
+
   it('sends values with Send (/dp)', async () => {
     const sent = nextEvent(server, 'send');
     assert.strictEqual(await client.send(['/3303/0/5700']), '2.04');

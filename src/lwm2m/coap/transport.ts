@@ -436,14 +436,9 @@ class ObservationImpl extends EventEmitter implements Observation {
   ) {
     super();
     if (!stream) return;
-    let firstSeen = false;
-    stream.on('data', () => {
-      // the ObserveReadStream re-emits the first response as data too: skip it once
-      if (!firstSeen) {
-        firstSeen = true;
-        return;
-      }
-    });
+    // keep the readable side flowing (notifications are taken from `append` below, with their
+    // options); a paused stream would buffer every payload for as long as the observation lives
+    stream.on('data', () => {});
     stream.on('error', () => this.end());
     // each packet (first included) goes through 'append'; we hook it to get options per notification
     const original = (stream as unknown as { append: (packet: unknown, first: boolean) => void }).append;
