@@ -8,6 +8,7 @@ import * as dgram from 'dgram';
 import { EventEmitter } from 'events';
 import * as coap from 'coap';
 import { Lwm2mError } from '../types';
+import { RetransmissionCache, serveFast } from './fast-path';
 
 export type CoapMethod = 'GET' | 'POST' | 'PUT' | 'DELETE' | 'FETCH' | 'PATCH' | 'iPATCH';
 
@@ -199,6 +200,27 @@ export class CoapTransport extends EventEmitter {
     this.handler = handler;
   }
 
+  private readonly fastPrefixes = new Set<string>();
+  private fastCache: RetransmissionCache | null = null;
+
+  /**
+   * Requests whose first Uri-Path segment is one of these (e.g. 'rd') are parsed and answered
+   * on the lean path (fast-path.ts); their handler must answer synchronously or soon after.
+   */
+  setFastPaths(prefixes: string[]): void {
+    this.fastPrefixes.clear();
+    for (const p of prefixes) this.fastPrefixes.add(p);
+  }
+
+  private serveExchange(exchange: Exchange): void {
+    try {
+      this.handler(exchange);
+    } catch (err) {
+      this.emit('warning', err);
+      exchange.respond({ code: '5.00' });
+    }
+  }
+
   get listening(): boolean {
     return this.socket !== null;
   }
@@ -222,7 +244,6 @@ export class CoapTransport extends EventEmitter {
       socket.bind(this.options.port, this.options.address, () => {
         socket.removeListener('error', onError);
         socket.on('error', (err) => this.emit('warning', err));
-        socket.on('message', (msg) => this.watchEmptyMessages(msg));
         if (this.options.receiveBufferSize) {
           try {
             socket.setRecvBufferSize(this.options.receiveBufferSize);
@@ -240,6 +261,16 @@ export class CoapTransport extends EventEmitter {
         const agent = new coap.Agent({ socket });
         agent.on('error', (err: Error) => this.emit('warning', err));
         this.agent = agent;
+        // one listener sees each datagram first, then hands what the lean path does not serve to coap
+        const coapListeners = socket.listeners('message') as Array<(msg: Buffer, rinfo: dgram.RemoteInfo) => void>;
+        socket.removeAllListeners('message');
+        const cache = new RetransmissionCache();
+        this.fastCache = cache;
+        socket.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => {
+          this.watchEmptyMessages(msg);
+          if (this.fastPrefixes.size > 0 && serveFast(msg, rinfo, socket, this.fastPrefixes, cache, (ex) => this.serveExchange(ex))) return;
+          for (const listener of coapListeners) listener(msg, rinfo);
+        });
         resolve();
       });
     });
@@ -254,6 +285,8 @@ export class CoapTransport extends EventEmitter {
     for (const ex of [...this.exchanges]) ex.cancel();
     const agent = this.agent;
     this.agent = null;
+    this.fastCache?.close();
+    this.fastCache = null;
     const server = this.server;
     this.server = null;
     return new Promise((resolve) => {
