@@ -69,7 +69,7 @@ async function run(kind, clients, seconds) {
 
 async function main(clients = 1000, seconds = 5) {
   const rows = [];
-  for (const kind of ['lwm2m-kit', 'node-red-flow']) {
+  for (const kind of (process.env.BENCH_KINDS || 'lwm2m-kit,node-red-flow').split(',')) {
     const r = await run(kind, clients, seconds);
     process.stderr.write(`notifications ${kind}: ${fmt(r.rate)}/s\n`);
     rows.push([kind === 'lwm2m-kit' ? 'core alone (notify events)' : 'Node-RED flow (lwm2m-observe messages)', fmt(r.observations), fmt(r.notifications), fmt(r.seconds, 1), fmt(r.rate)]);

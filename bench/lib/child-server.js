@@ -7,7 +7,8 @@ class ChildServer {
   constructor(kind) {
     this.kind = kind;
     this.child = fork(path.join(__dirname, '..', 'servers', `${kind}.js`), [], {
-      execArgv: ['--expose-gc', '--max-old-space-size=8192'],
+      // BENCH_PROFILE=<dir> writes a CPU profile of every server process there (--cpu-prof)
+      execArgv: ['--expose-gc', '--max-old-space-size=8192', ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [])],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     this.queue = [];
@@ -39,10 +40,11 @@ class ChildServer {
   async run(name, args) { return (await this.call({ cmd: 'run', name, args })).result; }
 
   async close() {
+    const exited = new Promise((r) => this.child.once('exit', r));
     try {
-      await Promise.race([this.call({ cmd: 'close' }), new Promise((r) => setTimeout(r, 5000))]);
+      await Promise.race([this.call({ cmd: 'close' }).then(() => exited), new Promise((r) => setTimeout(r, 5000))]);
     } finally {
-      this.child.kill();
+      if (this.child.exitCode === null) this.child.kill();
     }
   }
 }

@@ -156,3 +156,132 @@ export function serveFast(
   handler(exchange);
   return true;
 }
+
+// ---- requests this side sends ----
+
+/** RFC 7252 transmission parameters. */
+const ACK_TIMEOUT_MS = 2000;
+const ACK_RANDOM_FACTOR = 1.5;
+const MAX_RETRANSMIT = 4;
+
+export interface FastResponse {
+  packet: ParsedPacket;
+  rinfo: { address: string; port: number };
+}
+
+interface PendingRequest {
+  messageId: number;
+  tokenKey: string;
+  buffer: Buffer;
+  peer: { address: string; port: number };
+  /** Retransmissions left; -1 once the peer ACKed and a separate response is awaited. */
+  retriesLeft: number;
+  nextAt: number;
+  interval: number;
+  resolve: (response: FastResponse) => void;
+}
+
+/**
+ * Sends CON requests on the socket and matches their responses (piggybacked by message id,
+ * separate ones by token), retransmitting with one sweep timer for all of them.
+ */
+export class FastRequester {
+  private readonly byMessageId = new Map<number, PendingRequest>();
+  private readonly byToken = new Map<string, PendingRequest>();
+  private nextMessageId = Math.floor(Math.random() * 65536);
+  private tokenCounter = Math.floor(Math.random() * 0xffffffff);
+  private sweeper: NodeJS.Timeout | null = null;
+
+  constructor(private readonly socket: Socket) {}
+
+  get inFlight(): number {
+    return this.byMessageId.size;
+  }
+
+  /** Sends a CON request; resolves with the response, or never (the caller's timeout ends it via cancel). */
+  send(peer: { address: string; port: number }, fields: { code: string; options: Array<{ name: string; value: Buffer }>; payload?: Buffer }):
+    { done: Promise<FastResponse>; cancel: () => void } {
+    let messageId = this.nextMessageId;
+    for (let i = 0; i < 65536 && this.byMessageId.has(messageId); i++) messageId = (messageId + 1) % 65536;
+    this.nextMessageId = (messageId + 1) % 65536;
+    this.tokenCounter = (this.tokenCounter + 1) >>> 0;
+    const token = Buffer.alloc(4);
+    token.writeUInt32BE(this.tokenCounter);
+    const buffer = generate({ code: fields.code, messageId, token, confirmable: true, options: fields.options as never, payload: fields.payload ?? Buffer.alloc(0) });
+    let pending!: PendingRequest;
+    const done = new Promise<FastResponse>((resolve) => {
+      const interval = ACK_TIMEOUT_MS * (1 + Math.random() * (ACK_RANDOM_FACTOR - 1));
+      pending = { messageId, tokenKey: token.toString('hex'), buffer, peer, retriesLeft: MAX_RETRANSMIT, nextAt: Date.now() + interval, interval, resolve };
+    });
+    this.byMessageId.set(messageId, pending);
+    this.byToken.set(pending.tokenKey, pending);
+    this.socket.send(buffer, peer.port, peer.address);
+    this.arm();
+    return { done, cancel: () => this.forget(pending) };
+  }
+
+  private forget(p: PendingRequest): void {
+    if (this.byMessageId.get(p.messageId) === p) this.byMessageId.delete(p.messageId);
+    if (this.byToken.get(p.tokenKey) === p) this.byToken.delete(p.tokenKey);
+    if (this.byToken.size === 0 && this.sweeper) {
+      clearInterval(this.sweeper);
+      this.sweeper = null;
+    }
+  }
+
+  private arm(): void {
+    if (this.sweeper) return;
+    this.sweeper = setInterval(() => this.sweep(), 250);
+    this.sweeper.unref?.();
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const p of this.byMessageId.values()) {
+      if (p.retriesLeft <= 0 || p.nextAt > now) continue;
+      p.retriesLeft--;
+      p.interval *= 2;
+      p.nextAt = now + p.interval;
+      this.socket.send(p.buffer, p.peer.port, p.peer.address);
+    }
+  }
+
+  /** Takes a datagram if it answers one of our requests (ACKing a separate CON response). */
+  handle(msg: Buffer, rinfo: { address: string; port: number }): boolean {
+    if (msg.length < 4 || msg[0] >> 6 !== 1) return false;
+    const type = (msg[0] >> 4) & 3;
+    const code = msg[1];
+    const messageId = msg.readUInt16BE(2);
+    if (code === 0) {
+      // an empty ACK: the answer comes separately; stop retransmitting
+      const p = type === 2 ? this.byMessageId.get(messageId) : undefined;
+      if (!p) return false;
+      this.byMessageId.delete(messageId);
+      p.retriesLeft = -1;
+      return true;
+    }
+    if (code < 0x40) return false; // a request, not a response
+    const tokenLength = msg[0] & 0x0f;
+    if (tokenLength > 8 || msg.length < 4 + tokenLength) return false;
+    const tokenKey = msg.subarray(4, 4 + tokenLength).toString('hex');
+    const p = this.byToken.get(tokenKey);
+    if (!p || (type === 2 && this.byMessageId.get(messageId) !== p)) return false;
+    let packet: ParsedPacket;
+    try {
+      packet = parse(msg);
+    } catch {
+      return false;
+    }
+    if (type === 0) this.socket.send(generate({ code: '0.00', messageId, ack: true }), rinfo.port, rinfo.address);
+    this.forget(p);
+    p.resolve({ packet, rinfo });
+    return true;
+  }
+
+  close(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
+    this.byMessageId.clear();
+    this.byToken.clear();
+  }
+}

@@ -8,7 +8,7 @@ import * as dgram from 'dgram';
 import { EventEmitter } from 'events';
 import * as coap from 'coap';
 import { Lwm2mError } from '../types';
-import { RetransmissionCache, serveFast } from './fast-path';
+import { FastRequester, FastResponse, RetransmissionCache, serveFast } from './fast-path';
 
 export type CoapMethod = 'GET' | 'POST' | 'PUT' | 'DELETE' | 'FETCH' | 'PATCH' | 'iPATCH';
 
@@ -202,6 +202,7 @@ export class CoapTransport extends EventEmitter {
 
   private readonly fastPrefixes = new Set<string>();
   private fastCache: RetransmissionCache | null = null;
+  private requester: FastRequester | null = null;
 
   /**
    * Requests whose first Uri-Path segment is one of these (e.g. 'rd') are parsed and answered
@@ -266,7 +267,10 @@ export class CoapTransport extends EventEmitter {
         socket.removeAllListeners('message');
         const cache = new RetransmissionCache();
         this.fastCache = cache;
+        const requester = new FastRequester(socket);
+        this.requester = requester;
         socket.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => {
+          if (requester.handle(msg, rinfo)) return;
           this.watchEmptyMessages(msg);
           if (this.fastPrefixes.size > 0 && serveFast(msg, rinfo, socket, this.fastPrefixes, cache, (ex) => this.serveExchange(ex))) return;
           for (const listener of coapListeners) listener(msg, rinfo);
@@ -287,6 +291,8 @@ export class CoapTransport extends EventEmitter {
     this.agent = null;
     this.fastCache?.close();
     this.fastCache = null;
+    this.requester?.close();
+    this.requester = null;
     const server = this.server;
     this.server = null;
     return new Promise((resolve) => {
@@ -296,17 +302,63 @@ export class CoapTransport extends EventEmitter {
       try {
         server?.close();
       } catch { /* not listening */ }
-      for (const timer of this.pendingTimers) clearTimeout(timer);
-      this.pendingTimers.clear();
+      for (const [timer, abort] of this.pendingRequests) {
+        clearTimeout(timer);
+        abort(new CoapTransportError('transport closed before the answer came'));
+      }
+      this.pendingRequests.clear();
       socket.close(() => resolve());
     });
   }
 
-  private readonly pendingTimers = new Set<NodeJS.Timeout>();
+  /** Requests waiting for an answer: their timeout timer, and how to fail them when the socket closes. */
+  private readonly pendingRequests = new Map<NodeJS.Timeout, (err: Error) => void>();
 
-  /** Sends a request from this transport's socket and resolves with the response. */
+  /**
+   * Sends a request from this transport's socket and resolves with the response. Plain CON
+   * requests go out on the lean path (fast-path.ts); observe, NON, given tokens and block-wise
+   * answers use `coap`'s agent.
+   */
   request(peer: Peer, spec: CoapRequestSpec): Promise<CoapResponse> {
-    return this.send(peer, spec).then(({ response }) => response);
+    const requester = this.requester;
+    if (!requester || spec.observe !== undefined || spec.confirmable === false || spec.token) {
+      return this.send(peer, spec).then(({ response }) => response);
+    }
+    const options: Array<{ name: string; value: Buffer }> = [];
+    for (const segment of spec.path.split('/').filter(Boolean)) options.push({ name: 'Uri-Path', value: Buffer.from(segment) });
+    for (const q of spec.query ?? []) options.push({ name: 'Uri-Query', value: Buffer.from(q) });
+    if (spec.accept !== undefined) options.push({ name: OPTION_ACCEPT, value: uintOption(spec.accept) });
+    if (spec.contentFormat !== undefined) options.push({ name: OPTION_CONTENT_FORMAT, value: uintOption(spec.contentFormat) });
+    if (spec.payload && spec.payload.length > 1024) return this.send(peer, spec).then(({ response }) => response); // block-wise
+    const timeoutMs = spec.timeoutMs ?? this.options.requestTimeoutMs;
+    const { done, cancel } = requester.send(peer, { code: spec.method, options, payload: spec.payload });
+    return new Promise<FastResponse>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        cancel();
+        reject(new CoapTimeoutError(`no response from ${peer.address}:${peer.port} to ${spec.method} ${spec.path} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pendingRequests.set(timer, (err) => {
+        cancel();
+        reject(err);
+      });
+      done.then((r) => {
+        clearTimeout(timer);
+        this.pendingRequests.delete(timer);
+        resolve(r);
+      });
+    }).then(({ packet, rinfo }) => {
+      const raw = packet.options as RawOption[];
+      // a block-wise answer needs coap's reassembly: ask again through the agent
+      if (raw.some((o) => o.name === 'Block2')) return this.send(peer, spec).then(({ response }) => response);
+      return {
+        code: packet.code,
+        payload: packet.payload,
+        contentFormat: numericOption(raw, OPTION_CONTENT_FORMAT),
+        observe: numericOption(raw, 'Observe'),
+        locationPath: stringOptions(raw, 'Location-Path'),
+        peer: { address: rinfo.address, port: rinfo.port },
+      };
+    });
   }
 
   /** Sends GET/FETCH with Observe 0; resolves once the first response arrives. */
@@ -344,7 +396,7 @@ export class CoapTransport extends EventEmitter {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        this.pendingTimers.delete(timer);
+        this.pendingRequests.delete(timer);
         if (err) reject(err);
         else resolve(value!);
       };
@@ -355,7 +407,7 @@ export class CoapTransport extends EventEmitter {
         finish(new CoapTimeoutError(
           `no response from ${peer.address}:${peer.port} to ${spec.method} ${spec.path} within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.pendingTimers.add(timer);
+      this.pendingRequests.set(timer, (err) => finish(err));
       if (spec.accept !== undefined) req.setOption(OPTION_ACCEPT, uintOption(spec.accept));
       if (spec.contentFormat !== undefined) req.setOption(OPTION_CONTENT_FORMAT, uintOption(spec.contentFormat));
       req.on('response', (res: coap.IncomingMessage) => {
