@@ -321,15 +321,17 @@ export class CoapTransport extends EventEmitter {
    */
   request(peer: Peer, spec: CoapRequestSpec): Promise<CoapResponse> {
     const requester = this.requester;
-    if (!requester || spec.observe !== undefined || spec.confirmable === false || spec.token) {
-      return this.send(peer, spec).then(({ response }) => response);
-    }
+    // coap keeps only the last block's options of a block-wise answer: Content-Format is lost, and
+    // the answer to a request with Accept is in that format (or an error)
+    const viaAgent = () => this.send(peer, spec).then(({ response }) => (response.contentFormat === undefined && response.payload.length > 0
+      ? { ...response, contentFormat: spec.accept } : response));
+    if (!requester || spec.observe !== undefined || spec.confirmable === false || spec.token) return viaAgent();
     const options: Array<{ name: string; value: Buffer }> = [];
     for (const segment of spec.path.split('/').filter(Boolean)) options.push({ name: 'Uri-Path', value: Buffer.from(segment) });
     for (const q of spec.query ?? []) options.push({ name: 'Uri-Query', value: Buffer.from(q) });
     if (spec.accept !== undefined) options.push({ name: OPTION_ACCEPT, value: uintOption(spec.accept) });
     if (spec.contentFormat !== undefined) options.push({ name: OPTION_CONTENT_FORMAT, value: uintOption(spec.contentFormat) });
-    if (spec.payload && spec.payload.length > 1024) return this.send(peer, spec).then(({ response }) => response); // block-wise
+    if (spec.payload && spec.payload.length > 1024) return viaAgent(); // block-wise
     const timeoutMs = spec.timeoutMs ?? this.options.requestTimeoutMs;
     const { done, cancel } = requester.send(peer, { code: spec.method, options, payload: spec.payload });
     return new Promise<FastResponse>((resolve, reject) => {
@@ -349,7 +351,7 @@ export class CoapTransport extends EventEmitter {
     }).then(({ packet, rinfo }) => {
       const raw = packet.options as RawOption[];
       // a block-wise answer needs coap's reassembly: ask again through the agent
-      if (raw.some((o) => o.name === 'Block2')) return this.send(peer, spec).then(({ response }) => response);
+      if (raw.some((o) => o.name === 'Block2')) return viaAgent();
       return {
         code: packet.code,
         payload: packet.payload,
@@ -501,10 +503,12 @@ export class CoapTransport extends EventEmitter {
 
 function toResponse(res: CoapIncoming, peer: Peer): CoapResponse {
   const options = rawOptions(res._packet);
+  // a block-wise answer: coap has reassembled the payload, and the packet at hand is the last block
+  const blockwise = options.some((o) => o.name === 'Block2');
   return {
     code: res.code,
-    payload: res._packet?.payload ?? res.payload ?? Buffer.alloc(0),
-    contentFormat: numericOption(options, OPTION_CONTENT_FORMAT),
+    payload: (blockwise ? res.payload : res._packet?.payload ?? res.payload) ?? Buffer.alloc(0),
+    contentFormat: numericOption(options, OPTION_CONTENT_FORMAT) ?? optionNumber(res.headers?.[OPTION_CONTENT_FORMAT]),
     observe: numericOption(options, 'Observe'),
     locationPath: stringOptions(options, 'Location-Path'),
     peer: { address: res.rsinfo?.address ?? peer.address, port: res.rsinfo?.port ?? peer.port },
