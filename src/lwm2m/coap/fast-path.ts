@@ -178,7 +178,9 @@ interface PendingRequest {
   retriesLeft: number;
   nextAt: number;
   interval: number;
-  resolve: (response: FastResponse) => void;
+  deadline: number;
+  /** The answer, or null when the deadline passed (or the requester closed) without one. */
+  resolve: (response: FastResponse | null) => void;
 }
 
 /**
@@ -198,9 +200,12 @@ export class FastRequester {
     return this.byMessageId.size;
   }
 
-  /** Sends a CON request; resolves with the response, or never (the caller's timeout ends it via cancel). */
-  send(peer: { address: string; port: number }, fields: { code: string; options: Array<{ name: string; value: Buffer }>; payload?: Buffer }):
-    { done: Promise<FastResponse>; cancel: () => void } {
+  /**
+   * Sends a CON request; resolves with the response, or with null once `timeoutMs` passed without
+   * one (checked by the same sweep that retransmits: no timer per request).
+   */
+  send(peer: { address: string; port: number }, fields: { code: string; options: Array<{ name: string; value: Buffer }>; payload?: Buffer }, timeoutMs: number):
+    Promise<FastResponse | null> {
     let messageId = this.nextMessageId;
     for (let i = 0; i < 65536 && this.byMessageId.has(messageId); i++) messageId = (messageId + 1) % 65536;
     this.nextMessageId = (messageId + 1) % 65536;
@@ -208,16 +213,18 @@ export class FastRequester {
     const token = Buffer.alloc(4);
     token.writeUInt32BE(this.tokenCounter);
     const buffer = generate({ code: fields.code, messageId, token, confirmable: true, options: fields.options as never, payload: fields.payload ?? Buffer.alloc(0) });
-    let pending!: PendingRequest;
-    const done = new Promise<FastResponse>((resolve) => {
+    return new Promise<FastResponse | null>((resolve) => {
+      const now = Date.now();
       const interval = ACK_TIMEOUT_MS * (1 + Math.random() * (ACK_RANDOM_FACTOR - 1));
-      pending = { messageId, tokenKey: token.toString('hex'), buffer, peer, retriesLeft: MAX_RETRANSMIT, nextAt: Date.now() + interval, interval, resolve };
+      const pending: PendingRequest = {
+        messageId, tokenKey: token.toString('hex'), buffer, peer, retriesLeft: MAX_RETRANSMIT,
+        nextAt: now + interval, interval, deadline: now + timeoutMs, resolve,
+      };
+      this.byMessageId.set(messageId, pending);
+      this.byToken.set(pending.tokenKey, pending);
+      this.socket.send(buffer, peer.port, peer.address);
+      this.arm(Math.min(250, timeoutMs));
     });
-    this.byMessageId.set(messageId, pending);
-    this.byToken.set(pending.tokenKey, pending);
-    this.socket.send(buffer, peer.port, peer.address);
-    this.arm();
-    return { done, cancel: () => this.forget(pending) };
   }
 
   private forget(p: PendingRequest): void {
@@ -226,18 +233,27 @@ export class FastRequester {
     if (this.byToken.size === 0 && this.sweeper) {
       clearInterval(this.sweeper);
       this.sweeper = null;
+      this.sweepEvery = 250;
     }
   }
 
-  private arm(): void {
-    if (this.sweeper) return;
-    this.sweeper = setInterval(() => this.sweep(), 250);
-    this.sweeper.unref?.();
+  private sweepEvery = 250;
+
+  private arm(period: number): void {
+    if (this.sweeper && period >= this.sweepEvery) return;
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweepEvery = Math.max(10, period);
+    this.sweeper = setInterval(() => this.sweep(), this.sweepEvery);
   }
 
   private sweep(): void {
     const now = Date.now();
-    for (const p of this.byMessageId.values()) {
+    for (const p of this.byToken.values()) {
+      if (p.deadline <= now) {
+        this.forget(p);
+        p.resolve(null);
+        continue;
+      }
       if (p.retriesLeft <= 0 || p.nextAt > now) continue;
       p.retriesLeft--;
       p.interval *= 2;
@@ -281,7 +297,9 @@ export class FastRequester {
   close(): void {
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = null;
+    const waiting = [...this.byToken.values()];
     this.byMessageId.clear();
     this.byToken.clear();
+    for (const p of waiting) p.resolve(null);
   }
 }

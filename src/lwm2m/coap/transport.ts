@@ -333,22 +333,13 @@ export class CoapTransport extends EventEmitter {
     if (spec.contentFormat !== undefined) options.push({ name: OPTION_CONTENT_FORMAT, value: uintOption(spec.contentFormat) });
     if (spec.payload && spec.payload.length > 1024) return viaAgent(); // block-wise
     const timeoutMs = spec.timeoutMs ?? this.options.requestTimeoutMs;
-    const { done, cancel } = requester.send(peer, { code: spec.method, options, payload: spec.payload });
-    return new Promise<FastResponse>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        cancel();
-        reject(new CoapTimeoutError(`no response from ${peer.address}:${peer.port} to ${spec.method} ${spec.path} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pendingRequests.set(timer, (err) => {
-        cancel();
-        reject(err);
-      });
-      done.then((r) => {
-        clearTimeout(timer);
-        this.pendingRequests.delete(timer);
-        resolve(r);
-      });
-    }).then(({ packet, rinfo }) => {
+    return requester.send(peer, { code: spec.method, options, payload: spec.payload }, timeoutMs).then((answer) => {
+      if (!answer) {
+        throw this.listening
+          ? new CoapTimeoutError(`no response from ${peer.address}:${peer.port} to ${spec.method} ${spec.path} within ${timeoutMs} ms`)
+          : new CoapTransportError('transport closed before the answer came');
+      }
+      const { packet, rinfo } = answer;
       const raw = packet.options as RawOption[];
       // a block-wise answer needs coap's reassembly: ask again through the agent
       if (raw.some((o) => o.name === 'Block2')) return viaAgent();
