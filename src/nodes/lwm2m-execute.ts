@@ -1,20 +1,16 @@
 /** `lwm2m-execute`: executes endpoint + path (e.g. /3/0/4 Reboot) with msg.payload as arguments. */
 import type { NodeAPI } from 'node-red';
-import { attachServer, endpointOf, FlowNodeConfig, MessageError, pathOf, runRequest } from './shared/flow-node';
-import { attachDeviceRole, DeviceRoleConfig } from './device';
-import { DoneFunction, Lwm2mMessage, Node, NodeDef, SendFunction } from './shared/types';
+import { endpointOf, FlowNodeConfig, MessageError, pathOf, runRequest } from './shared/flow-node';
+import { DeviceRoleConfig } from './device';
+import { registerFlowNode } from './shared/define';
+import { DoneFunction, Lwm2mMessage, NodeDef, SendFunction } from './shared/types';
 
 interface ExecuteNodeDef extends NodeDef, FlowNodeConfig, DeviceRoleConfig {
   args?: string;
 }
 
 export = function register(RED: NodeAPI): void {
-  function Lwm2mExecuteNode(this: Node, def: ExecuteNodeDef) {
-    RED.nodes.createNode(this, def);
-    const node = this;
-    if (attachDeviceRole(RED, 'execute', node, def)) return;
-    const configNode = attachServer(RED, node, def);
-    if (!configNode) return;
+  registerFlowNode<ExecuteNodeDef>(RED, 'lwm2m-execute', 'execute', (node, def, configNode) => {
     node.on('input', (msg: Lwm2mMessage, send: SendFunction, done: DoneFunction) => {
       runRequest(node, msg, send, done, 'execute', async () => {
         const endpoint = endpointOf(msg, def);
@@ -29,6 +25,5 @@ export = function register(RED: NodeAPI): void {
         return Object.assign(msg, { topic: 'execute', endpoint, path, code: result.code });
       });
     });
-  }
-  RED.nodes.registerType('lwm2m-execute', Lwm2mExecuteNode as unknown as Parameters<NodeAPI['nodes']['registerType']>[1]);
+  });
 };

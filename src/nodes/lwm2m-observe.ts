@@ -6,9 +6,10 @@
 import type { NodeAPI } from 'node-red';
 import type { Notification, Registration, WriteAttributes } from '../lwm2m/server';
 import { formatPath, parsePath } from '../lwm2m/path';
-import { attachServer, endpointOf, FlowNodeConfig, formatOf, pathOf, runRequest } from './shared/flow-node';
-import { attachDeviceRole, DeviceRoleConfig } from './device';
-import { DoneFunction, Lwm2mMessage, Node, NodeDef, SendFunction } from './shared/types';
+import { endpointOf, FlowNodeConfig, formatOf, pathOf, runRequest } from './shared/flow-node';
+import { DeviceRoleConfig } from './device';
+import { registerFlowNode } from './shared/define';
+import { DoneFunction, Lwm2mMessage, NodeDef, SendFunction } from './shared/types';
 
 interface ObserveNodeDef extends NodeDef, FlowNodeConfig, DeviceRoleConfig {
   pmin?: string; pmax?: string; gt?: string; lt?: string; st?: string;
@@ -23,12 +24,7 @@ function observationKey(endpoint: string, path: string | string[]): string {
 }
 
 export = function register(RED: NodeAPI): void {
-  function Lwm2mObserveNode(this: Node, def: ObserveNodeDef) {
-    RED.nodes.createNode(this, def);
-    const node = this;
-    if (attachDeviceRole(RED, 'observe', node, def)) return;
-    const configNode = attachServer(RED, node, def);
-    if (!configNode) return;
+  registerFlowNode<ObserveNodeDef>(RED, 'lwm2m-observe', 'observe', (node, def, configNode) => {
     const server = configNode.server;
     const owned = new Set<string>();
 
@@ -110,6 +106,5 @@ export = function register(RED: NodeAPI): void {
       }
       owned.clear();
     });
-  }
-  RED.nodes.registerType('lwm2m-observe', Lwm2mObserveNode as unknown as Parameters<NodeAPI['nodes']['registerType']>[1]);
+  });
 };

@@ -4,19 +4,15 @@
  */
 import type { NodeAPI } from 'node-red';
 import { formatPath, parsePath } from '../lwm2m/path';
-import { attachServer, endpointOf, FlowNodeConfig, formatOf, pathOf, runRequest } from './shared/flow-node';
-import { attachDeviceRole, DeviceRoleConfig } from './device';
-import { DoneFunction, Lwm2mMessage, Node, NodeDef, SendFunction } from './shared/types';
+import { endpointOf, FlowNodeConfig, formatOf, pathOf, runRequest } from './shared/flow-node';
+import { DeviceRoleConfig } from './device';
+import { registerFlowNode } from './shared/define';
+import { DoneFunction, Lwm2mMessage, NodeDef, SendFunction } from './shared/types';
 
 interface ReadNodeDef extends NodeDef, FlowNodeConfig, DeviceRoleConfig {}
 
 export = function register(RED: NodeAPI): void {
-  function Lwm2mReadNode(this: Node, def: ReadNodeDef) {
-    RED.nodes.createNode(this, def);
-    const node = this;
-    if (attachDeviceRole(RED, 'read', node, def)) return;
-    const configNode = attachServer(RED, node, def);
-    if (!configNode) return;
+  registerFlowNode<ReadNodeDef>(RED, 'lwm2m-read', 'read', (node, def, configNode) => {
     node.on('input', (msg: Lwm2mMessage, send: SendFunction, done: DoneFunction) => {
       runRequest(node, msg, send, done, 'read', async () => {
         const server = configNode.server;
@@ -38,6 +34,5 @@ export = function register(RED: NodeAPI): void {
         return Object.assign(msg, { topic: 'read', payload: result.value, code: result.code, format: result.format });
       });
     });
-  }
-  RED.nodes.registerType('lwm2m-read', Lwm2mReadNode as unknown as Parameters<NodeAPI['nodes']['registerType']>[1]);
+  });
 };

@@ -4,21 +4,17 @@
  */
 import type { NodeAPI } from 'node-red';
 import type { Registration } from '../lwm2m/server';
-import { attachServer, FlowNodeConfig, registrationPayload } from './shared/flow-node';
-import { attachDeviceRole, DeviceRoleConfig } from './device';
-import { DoneFunction, Lwm2mMessage, Node, NodeDef, SendFunction } from './shared/types';
+import { FlowNodeConfig, registrationPayload } from './shared/flow-node';
+import { DeviceRoleConfig } from './device';
+import { registerFlowNode } from './shared/define';
+import { DoneFunction, Lwm2mMessage, NodeDef, SendFunction } from './shared/types';
 
 interface RegisterNodeDef extends NodeDef, FlowNodeConfig, DeviceRoleConfig {}
 
 const EVENTS = ['register', 'update', 'deregister', 'expire', 'wakeup'] as const;
 
 export = function register(RED: NodeAPI): void {
-  function Lwm2mRegisterNode(this: Node, def: RegisterNodeDef) {
-    RED.nodes.createNode(this, def);
-    const node = this;
-    if (attachDeviceRole(RED, 'register', node, def)) return;
-    const configNode = attachServer(RED, node, def);
-    if (!configNode) return;
+  registerFlowNode<RegisterNodeDef>(RED, 'lwm2m-register', 'register', (node, def, configNode) => {
     const server = configNode.server;
     const listeners = EVENTS.map((topic) => {
       const listener = (reg: Registration) => {
@@ -42,6 +38,5 @@ export = function register(RED: NodeAPI): void {
       send(msg);
       done();
     });
-  }
-  RED.nodes.registerType('lwm2m-register', Lwm2mRegisterNode as unknown as Parameters<NodeAPI['nodes']['registerType']>[1]);
+  });
 };

@@ -6,21 +6,17 @@
  */
 import type { NodeAPI } from 'node-red';
 import { ValueTree } from '../lwm2m/types';
-import { attachServer, endpointOf, FlowNodeConfig, formatOf, MessageError, pathOf, runRequest } from './shared/flow-node';
-import { attachDeviceRole, DeviceRoleConfig } from './device';
-import { DoneFunction, Lwm2mMessage, Node, NodeDef, SendFunction } from './shared/types';
+import { endpointOf, FlowNodeConfig, formatOf, MessageError, pathOf, runRequest } from './shared/flow-node';
+import { DeviceRoleConfig } from './device';
+import { registerFlowNode } from './shared/define';
+import { DoneFunction, Lwm2mMessage, NodeDef, SendFunction } from './shared/types';
 
 interface WriteNodeDef extends NodeDef, FlowNodeConfig, DeviceRoleConfig {
   mode?: 'replace' | 'update';
 }
 
 export = function register(RED: NodeAPI): void {
-  function Lwm2mWriteNode(this: Node, def: WriteNodeDef) {
-    RED.nodes.createNode(this, def);
-    const node = this;
-    if (attachDeviceRole(RED, 'write', node, def)) return;
-    const configNode = attachServer(RED, node, def);
-    if (!configNode) return;
+  registerFlowNode<WriteNodeDef>(RED, 'lwm2m-write', 'write', (node, def, configNode) => {
     node.on('input', (msg: Lwm2mMessage, send: SendFunction, done: DoneFunction) => {
       const topic = typeof msg.topic === 'string' && msg.topic ? msg.topic : 'write';
       runRequest(node, msg, send, done, topic, async () => {
@@ -53,6 +49,5 @@ export = function register(RED: NodeAPI): void {
         return Object.assign(msg, { topic: 'write', code: result.code });
       });
     });
-  }
-  RED.nodes.registerType('lwm2m-write', Lwm2mWriteNode as unknown as Parameters<NodeAPI['nodes']['registerType']>[1]);
+  });
 };
