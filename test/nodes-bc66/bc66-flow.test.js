@@ -132,6 +132,22 @@ describe('BC66 end to end over a pty (Node-RED, emulator, server)', function () 
     assert.strictEqual((await out.sRead.next()).payload, 30);
   });
 
+  it('configures and registers again after the modem reboots', async () => {
+    await load('direct');
+    await out.sReg.next((m) => m.topic === 'register', 15000);
+    await out.dReg.next((m) => m.payload === 'registered');
+    await delay(300);
+    const registrationsBefore = out.sReg.seen.filter((m) => m.topic === 'register').length;
+    const statesBefore = out.dReg.seen.length;
+    await emulator.reboot(); // prints RDY and +CPIN: READY, forgets its LwM2M configuration
+    for (let i = 0; i < 100 && out.sReg.seen.filter((m) => m.topic === 'register').length === registrationsBefore; i++) await delay(100);
+    assert.strictEqual(out.sReg.seen.filter((m) => m.topic === 'register').length, registrationsBefore + 1, 'registered once more');
+    assert.ok(out.dReg.seen.slice(statesBefore).some((m) => m.payload === 'starting'), 'the node went through start-up again');
+    assert.strictEqual(out.sReg.seen.filter((m) => m.topic === 'register').pop().endpoint, EP);
+    for (let i = 0; i < 50 && out.dReg.seen[out.dReg.seen.length - 1].payload !== 'registered'; i++) await delay(100);
+    assert.strictEqual(out.dReg.seen[out.dReg.seen.length - 1].payload, 'registered');
+  });
+
   it('bootstraps through the emulator and ends registered with the server it was given', async () => {
     await load('bootstrap');
     const finished = await out.bsOut.next((m) => m.payload.event === 'finished', 15000);
