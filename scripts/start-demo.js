@@ -25,6 +25,8 @@ function prepareUserDir() {
   flowFile: 'flows.json',
   credentialSecret: 'lwm2m-kit-demo',
   editorTheme: { projects: { enabled: false }, tours: false },
+  // a demo: no consent prompt, nothing sent anywhere
+  telemetry: { enabled: false, updateNotification: false },
   logging: { console: { level: 'info', metrics: false, audit: false } },
 };
 `);
