@@ -190,6 +190,14 @@ export class Bc66Lwm2m extends EventEmitter {
     this.setState('idle');
   }
 
+  /** AT+QLWSTATUS?: 0 not registered, 1 registering, 2 registered, 6 recovering (others as the module says). */
+  async status(): Promise<number> {
+    const line = (await this.driver.command('AT+QLWSTATUS?', { expect: '+QLWSTATUS' })).lines[0] ?? '';
+    const value = Number(line.split(':')[1]);
+    if (!Number.isInteger(value)) throw new Bc66Error(`unexpected status line "${line}"`);
+    return value;
+  }
+
   async stop(): Promise<void> {
     this.wantRegistered = false;
     for (const p of this.pendingReads.values()) clearTimeout(p.timer);
