@@ -147,6 +147,24 @@ describe('bootstrap server (core)', function () {
     assert.ok(Date.now() - started < 15000);
   });
 
+  it('runs the bootstrap server on a port of its own, handing out another server', async () => {
+    const other = new Lwm2mServer({ port: 0, address: '127.0.0.1' });
+    other.on('warning', () => {});
+    await other.start();
+    try {
+      bs.setConfig({ endpoint: 'elsewhere', servers: [{ uri: `coap://127.0.0.1:${other.address().port}`, shortServerId: 5, lifetime: 90, securityMode: 'nosec' }] });
+      const registered = nextEvent(other, 'register');
+      const client = bootstrapClient(port, 'elsewhere');
+      clients.push(client);
+      await client.start();
+      assert.strictEqual((await registered)[0].endpoint, 'elsewhere');
+      assert.strictEqual(server.getRegistration('elsewhere'), undefined, 'the bootstrap server\'s own socket holds no registration');
+    } finally {
+      await Promise.all(clients.splice(0).map((c) => c.stop().catch(() => {})));
+      await other.stop();
+    }
+  });
+
   it('sends a device back to bootstrap when the server executes /1/x/9', async () => {
     bs.setConfig({ endpoint: 'again', servers: [{ uri: `coap://127.0.0.1:${port}`, shortServerId: 1, lifetime: 100, securityMode: 'nosec' }] });
     const client = bootstrapClient(port, 'again');
