@@ -4,20 +4,38 @@ export class PathError extends Lwm2mError {}
 
 const MAX_ID = 65535;
 
-/** Parses "/o", "/o/i", "/o/i/r" or "/o/i/r/ri" (leading slash optional, no trailing slash). */
+/**
+ * Parses "/o", "/o/i", "/o/i/r" or "/o/i/r/ri" (leading slash optional, no trailing slash).
+ * Hand-rolled rather than split/regex: codecs call it for every value they decode.
+ */
 export function parsePath(text: string): Lwm2mPath {
   if (typeof text !== 'string' || text.length === 0) {
     throw new PathError(`LwM2M path must be a non-empty string like "/3/0/0", got ${JSON.stringify(text)}`);
   }
-  const body = text.startsWith('/') ? text.slice(1) : text;
-  const parts = body.split('/');
-  if (parts.length > 4) throw new PathError(`LwM2M path "${text}" has more than 4 levels`);
-  const ids = parts.map((part) => {
-    if (!/^\d{1,5}$/.test(part)) throw new PathError(`LwM2M path "${text}": "${part}" is not a number`);
-    const id = Number(part);
-    if (id > MAX_ID) throw new PathError(`LwM2M path "${text}": ${id} exceeds ${MAX_ID}`);
-    return id;
-  });
+  const ids: number[] = [];
+  let i = text.charCodeAt(0) === 47 /* / */ ? 1 : 0;
+  for (;;) {
+    let value = 0;
+    let digits = 0;
+    while (i < text.length) {
+      const c = text.charCodeAt(i);
+      if (c === 47) break;
+      if (c < 48 || c > 57 || digits === 5) {
+        const end = text.indexOf('/', i);
+        const start = text.lastIndexOf('/', i) + 1;
+        throw new PathError(`LwM2M path "${text}": "${text.slice(start, end < 0 ? undefined : end)}" is not a number`);
+      }
+      value = value * 10 + (c - 48);
+      digits++;
+      i++;
+    }
+    if (digits === 0) throw new PathError(`LwM2M path "${text}": "" is not a number`);
+    if (value > MAX_ID) throw new PathError(`LwM2M path "${text}": ${value} exceeds ${MAX_ID}`);
+    ids.push(value);
+    if (i >= text.length) break;
+    if (ids.length === 4) throw new PathError(`LwM2M path "${text}" has more than 4 levels`);
+    i++; // past the slash
+  }
   const [objectId, instanceId, resourceId, resourceInstanceId] = ids;
   if (instanceId === MAX_ID) throw new PathError(`LwM2M path "${text}": instance id 65535 is reserved`);
   return { objectId, instanceId, resourceId, resourceInstanceId };
