@@ -3,6 +3,7 @@
  * node that selects it, like the core mqtt-broker node: the socket opens with the first user and
  * closes with the last, so a redeploy releases the port before the new flow binds it.
  */
+import * as path from 'path';
 import type { NodeAPI } from 'node-red';
 import { FormatName, toFormatName } from '../lwm2m/content';
 import { ObjectRegistry } from '../lwm2m/model';
@@ -19,6 +20,7 @@ interface ServerNodeDef extends NodeDef {
   modelDir?: string;
   bootstrap?: boolean;
   queueAwake?: string | number;
+  persist?: boolean;
 }
 
 function numberOr(value: unknown, fallback: number): number {
@@ -41,6 +43,9 @@ export = function register(RED: NodeAPI): void {
       node.warn((err as Error).message);
     }
     const registry = ObjectRegistry.withBuiltins();
+    // kept in Node-RED's user directory, one file per server node
+    const userDir = (RED.settings as unknown as { userDir?: string }).userDir;
+    const persistenceFile = def.persist && userDir ? path.join(userDir, `lwm2m-registrations-${def.id}.json`) : undefined;
     node.server = new Lwm2mServer({
       port,
       address: def.address || (ipv6 ? '::' : '0.0.0.0'),
@@ -49,6 +54,7 @@ export = function register(RED: NodeAPI): void {
       queueAwakeMs: numberOr(def.queueAwake, 93) * 1000,
       defaultFormat,
       registry,
+      persistenceFile,
     });
     node.bootstrap = def.bootstrap ? new BootstrapServer({ transport: node.server.transport, registry }) : null;
     if (node.bootstrap) node.server.setBootstrapHandler((exchange) => node.bootstrap!.handle(exchange));
@@ -67,7 +73,10 @@ export = function register(RED: NodeAPI): void {
       publish({ fill: 'green', shape: 'dot', text: `:${node.server.address().port} · ${n} device${n === 1 ? '' : 's'}` });
     };
     for (const event of ['register', 'deregister', 'expire']) node.server.on(event, listening);
-    node.server.on('warning', (err: Error) => node.debug(`LwM2M: ${err.message}`));
+    node.server.on('warning', (err: Error) => {
+      if (err.name === 'PersistenceError') node.warn(err.message);
+      else node.debug(`LwM2M: ${err.message}`);
+    });
 
     const start = async () => {
       await stopping;

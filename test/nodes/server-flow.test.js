@@ -234,6 +234,37 @@ describe('server-role nodes in a Node-RED runtime', function () {
     assert.deepStrictEqual(list.payload, []);
   });
 
+  it('keeps registrations across a redeploy when asked to', async () => {
+    const fs = require('fs');
+    const os = require('os');
+    const path = require('path');
+    const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-nr-'));
+    helper.settings({ userDir });
+    try {
+      const persistentFlow = withTab([
+        { id: 'srv', type: 'lwm2m-server', address: '127.0.0.1', port, timeout: 2, persist: true },
+        { id: 'reg', type: 'lwm2m-register', server: 'srv', wires: [['regOut']] },
+        { id: 'regOut', type: 'helper' },
+      ]);
+      await helper.load(NODES, persistentFlow);
+      await waitListening(helper.getNode('srv'));
+      const client = device(port, 'remembered', { autoUpdate: false });
+      clients.push(client);
+      await client.start();
+      await helper.unload();
+      assert.ok(fs.existsSync(path.join(userDir, 'lwm2m-registrations-srv.json')));
+      await helper.load(NODES, persistentFlow);
+      await waitListening(helper.getNode('srv'));
+      const out = collector(helper.getNode('regOut'));
+      helper.getNode('reg').receive({ topic: 'list' });
+      const list = await out.next((m) => m.topic === 'list');
+      assert.deepStrictEqual(list.payload.map((r) => r.endpoint), ['remembered']);
+    } finally {
+      helper.settings({ userDir: undefined });
+      fs.rmSync(userDir, { recursive: true, force: true });
+    }
+  });
+
   it('re-binds the same port on 20 redeploys without leaking handles', async () => {
     const fixedPort = port;
     const handleCount = () => process._getActiveHandles().length;

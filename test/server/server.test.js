@@ -215,3 +215,66 @@ describe('LwM2M server core', function () {
     assert.strictEqual((await stranger.request(serverPeer, { method: 'POST', path: '/dp', contentFormat: 112, payload })).code, '4.04');
   });
 });
+
+describe('registration persistence', function () {
+  this.timeout(15000);
+  const fs = require('fs');
+  const os = require('os');
+  const path = require('path');
+  const { Lwm2mClient } = require('../../dist/lwm2m/client');
+
+  it('knows its devices again after a restart, and can reach them before their next Update', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-persist-'));
+    const file = path.join(dir, 'registrations.json');
+    const first = new Lwm2mServer({ port: 0, address: '127.0.0.1', persistenceFile: file });
+    await first.start();
+    const port = first.address().port;
+    const client = new Lwm2mClient({ endpoint: 'kept', server: { host: '127.0.0.1', port }, localAddress: '127.0.0.1', lifetime: 300, autoUpdate: false });
+    client.on('warning', () => {});
+    try {
+      await client.start();
+      const before = first.getRegistration('kept');
+      await first.stop(); // flushes the file
+      const saved = JSON.parse(fs.readFileSync(file, 'utf8'));
+      assert.deepStrictEqual(saved.map((r) => r.endpoint), ['kept']);
+
+      const second = new Lwm2mServer({ port, address: '127.0.0.1', persistenceFile: file });
+      await second.start();
+      try {
+        const after = second.getRegistration('kept');
+        assert.strictEqual(after.id, before.id);
+        assert.strictEqual(after.port, before.port);
+        assert.ok(after.expiresAt instanceof Date);
+        assert.strictEqual((await second.read('kept', '/3/0/0')).code, '2.05');
+        // an Update to the remembered location works without a new Register
+        let registeredAgain = false;
+        second.on('register', () => { registeredAgain = true; });
+        const updated = nextEvent(second, 'update');
+        await client.update();
+        await updated;
+        assert.strictEqual(registeredAgain, false);
+      } finally {
+        await client.stop();
+        await second.stop();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('ignores a damaged file with a warning', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-persist-'));
+    const file = path.join(dir, 'registrations.json');
+    fs.writeFileSync(file, '{not json');
+    const server = new Lwm2mServer({ port: 0, address: '127.0.0.1', persistenceFile: file });
+    const warned = nextEvent(server, 'warning');
+    await server.start();
+    try {
+      assert.match((await warned).message, /not a registration file/);
+      assert.strictEqual(server.listRegistrations().length, 0);
+    } finally {
+      await server.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -19,9 +19,11 @@ import {
 import {
   BadRegistrationError, parseBinding, parseLifetime, parseObjectLinks, parseQuery, parseRegisterQuery, Registration,
 } from './registration';
+import { RegistrationFile } from './persistence';
 import { RegistrationStore } from './store';
 
 export * from './errors';
+export { PersistenceError } from './persistence';
 export { Registration, RegisteredObject, BadRegistrationError } from './registration';
 export { RegistrationStore } from './store';
 
@@ -39,6 +41,8 @@ export interface ServerOptions {
   maxRegistrations?: number;
   /** Extra time after the lifetime before a registration expires. */
   expiryGraceMs?: number;
+  /** A JSON file that keeps the registrations across restarts (none: memory only). */
+  persistenceFile?: string;
 }
 
 export interface RequestOptions {
@@ -82,7 +86,8 @@ export class Lwm2mServer extends EventEmitter {
   readonly registry: ObjectRegistry;
   readonly transport: CoapTransport;
   private readonly store: RegistrationStore;
-  private readonly options: Required<Omit<ServerOptions, 'registry' | 'defaultFormat' | 'address'>> & ServerOptions;
+  private readonly options: Required<Omit<ServerOptions, 'registry' | 'defaultFormat' | 'address' | 'persistenceFile'>> & ServerOptions;
+  private readonly persistence: RegistrationFile | null;
   private readonly observations = new Map<string, ActiveObservation>(); // `${endpoint}\n${pathKey}`
   private readonly queues = new Map<string, QueuedRequest[]>(); // by registration id
   /** When each queue-mode device last talked (registration id → ms); others are always reachable. */
@@ -118,17 +123,33 @@ export class Lwm2mServer extends EventEmitter {
     // the registration, Send and bootstrap interfaces answer at once: they take the lean path
     this.transport.setFastPaths(['rd', 'dp', 'bs']);
     this.store = new RegistrationStore(this.options.maxRegistrations, (reg) => this.expired(reg));
+    this.persistence = options.persistenceFile ? new RegistrationFile(options.persistenceFile) : null;
+    if (this.persistence) {
+      const save = () => this.persistence!.scheduleSave(() => this.store.list());
+      for (const event of ['register', 'update', 'deregister', 'expire']) this.on(event, save);
+    }
   }
 
   get running(): boolean {
     return this.transport.listening;
   }
 
-  start(): Promise<void> {
-    return this.transport.open();
+  async start(): Promise<void> {
+    await this.transport.open();
+    if (this.persistence) {
+      // devices registered before a restart stay known (and reachable at their last address)
+      const saved = await this.persistence.load().catch((err: Error) => {
+        this.emit('warning', err);
+        return [];
+      });
+      for (const registration of saved) if (!this.store.byEndpointName(registration.endpoint)) this.store.add(registration);
+    }
   }
 
   async stop(): Promise<void> {
+    if (this.persistence && this.running) {
+      await this.persistence.flush(() => this.store.list()).catch((err: Error) => this.emit('warning', err));
+    }
     for (const obs of this.observations.values()) obs.handle.close();
     this.observations.clear();
     for (const queue of this.queues.values()) {
