@@ -83,3 +83,22 @@ describe('software LwM2M client', function () {
     assert.deepStrictEqual((await sent).value, { '/3303/0/5700': 20 });
   });
 });
+
+describe('IPv6', function () {
+  this.timeout(10000);
+  it('registers and answers over ::1', async () => {
+    const server = new Lwm2mServer({ port: 0, address: '::1', type: 'udp6' });
+    await server.start();
+    const client = new Lwm2mClient({ endpoint: 'v6', server: { host: '::1', port: server.address().port }, type: 'udp6', localAddress: '::1' });
+    client.on('warning', () => {});
+    try {
+      await client.start();
+      assert.strictEqual(server.getRegistration('v6').address, '::1');
+      assert.strictEqual(client.getValue('/0/0/0'), `coap://[::1]:${server.address().port}`);
+      assert.strictEqual((await server.read('v6', '/3/0/0')).value, 'node-red-contrib-lwm2m-kit');
+    } finally {
+      await client.stop();
+      await server.stop();
+    }
+  });
+});
