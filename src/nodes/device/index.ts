@@ -65,7 +65,9 @@ export function attachDeviceRole(RED: NodeAPI, kind: DeviceRoleKind, node: Node,
   }
 
   node.on('input', (msg: Lwm2mMessage, send: SendFunction, done: DoneFunction) => {
-    runRequest(node, msg, send, done, kind, async () => {
+    const label = kind === 'register' ? String(msg.topic || 'register')
+      : kind === 'read' && typeof msg.lwm2m?.requestId === 'number' ? 'answer read' : 'set value';
+    runRequest(node, msg, send, done, label, async () => {
       if (kind === 'register') {
         const topic = msg.topic || 'register';
         if (topic === 'register') await device.register();
