@@ -18,7 +18,7 @@ const EP = `urn:imei:${IMEI}`;
 
 helper.init(require.resolve('node-red'));
 
-function flow(port, hostLink, mode = 'direct') {
+function flow(port, hostLink, mode = 'direct', answer = 'values') {
   const outs = ['sReg', 'sRead', 'sWrite', 'sExec', 'sObs', 'dReg', 'dWrite', 'dExec', 'dObs', 'dRead', 'bsOut'];
   return [
     { id: 'f1', type: 'tab' },
@@ -33,7 +33,7 @@ function flow(port, hostLink, mode = 'direct') {
     { id: 'srvObs', z: 'f1', type: 'lwm2m-observe', server: 'srv', endpoint: EP, path: '/3303/0/5700', wires: [['sObs']] },
     // device side
     { id: 'devReg', z: 'f1', type: 'lwm2m-register', modem: 'modem', wires: [['dReg']] },
-    { id: 'devRead', z: 'f1', type: 'lwm2m-read', modem: 'modem', answer: 'values', wires: [['dRead']] },
+    { id: 'devRead', z: 'f1', type: 'lwm2m-read', modem: 'modem', answer, wires: [['dRead']] },
     { id: 'devWrite', z: 'f1', type: 'lwm2m-write', modem: 'modem', wires: [['dWrite']] },
     { id: 'devExec', z: 'f1', type: 'lwm2m-execute', modem: 'modem', wires: [['dExec']] },
     { id: 'devObs', z: 'f1', type: 'lwm2m-observe', modem: 'modem', path: '/3303/0/5700', confirmable: true, wires: [['dObs']] },
@@ -68,8 +68,8 @@ describe('BC66 end to end over a pty (Node-RED, emulator, server)', function () 
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  async function load(mode) {
-    await helper.load(NODES, flow(port, pty.b, mode));
+  async function load(mode, answer) {
+    await helper.load(NODES, flow(port, pty.b, mode, answer));
     out = {};
     for (const id of ['sReg', 'sRead', 'sWrite', 'sExec', 'sObs', 'dReg', 'dWrite', 'dExec', 'dObs', 'dRead', 'bsOut']) out[id] = collector(helper.getNode(id));
   }
@@ -130,6 +130,26 @@ describe('BC66 end to end over a pty (Node-RED, emulator, server)', function () 
     helper.getNode('devObs').receive({ path: '/3303/0/5700', payload: 30 });
     helper.getNode('srvRead').receive({});
     assert.strictEqual((await out.sRead.next()).payload, 30);
+  });
+
+  it('lets the device flow answer reads itself', async () => {
+    await load('direct', 'flow');
+    await out.sReg.next((m) => m.topic === 'register', 15000);
+    await out.dReg.next((m) => m.payload === 'registered');
+    helper.getNode('srvRead').receive({});
+    const request = await out.dRead.next();
+    assert.strictEqual(request.path, '/3303/0/5700');
+    helper.getNode('devRead').receive({ lwm2m: { requestId: request.lwm2m.requestId }, payload: 19.25 });
+    assert.strictEqual((await out.sRead.next()).payload, 19.25);
+    // a read nobody answers gets 4.04 after the flow's answer time
+    helper.getNode('srvRead').receive({ path: '/3303/0/5701' });
+    await out.dRead.next();
+    const srvCatch = await new Promise((resolve) => {
+      const node = helper.getNode('srvRead');
+      const original = node.error.bind(node);
+      node.error = (err, msg) => { resolve({ err, msg }); original(err, msg); };
+    });
+    assert.strictEqual(srvCatch.msg.code, '4.04');
   });
 
   it('configures and registers again after the modem reboots', async () => {
