@@ -120,8 +120,6 @@ export class Lwm2mServer extends EventEmitter {
     });
     this.transport.on('warning', (err) => this.emit('warning', err));
     this.transport.setHandler((exchange) => this.route(exchange));
-    // the registration, Send and bootstrap interfaces answer at once: they take the lean path
-    this.transport.setFastPaths(['rd', 'dp', 'bs']);
     this.store = new RegistrationStore(this.options.maxRegistrations, (reg) => this.expired(reg));
     this.persistence = options.persistenceFile ? new RegistrationFile(options.persistenceFile) : null;
     if (this.persistence) {
