@@ -50,7 +50,7 @@ export = function register(RED: NodeAPI): void {
       port,
       address: def.address || (ipv6 ? '::' : '0.0.0.0'),
       type: ipv6 ? 'udp6' : 'udp4',
-      requestTimeoutMs: numberOr(def.timeout, 10) * 1000,
+      requestTimeoutMs: numberOr(def.timeout, 93) * 1000,
       queueAwakeMs: numberOr(def.queueAwake, 93) * 1000,
       defaultFormat,
       registry,

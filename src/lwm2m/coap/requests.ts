@@ -159,7 +159,7 @@ export class Requester {
     const confirmable = spec.confirmable ?? true;
     const token = spec.token ?? this.tokens.next(this.tokenInUse).token;
     const first = payload.length > blockSize(this.szx)
-      ? await this.sendBlock1(peer, peerKey, { code: method, options, payload }, confirmable, deadline, label)
+      ? await this.sendBlock1(peer, peerKey, { code: method, options, payload }, token, confirmable, deadline, label)
       : await this.exchange(peer, peerKey, { code: method, options, payload }, token, confirmable, deadline, label);
     let observation: ClientObservation | undefined;
     if (spec.observe === 0 && first.code >> 5 === 2 && findOption(first, OptionNumber.Observe) !== undefined) {
@@ -176,7 +176,7 @@ export class Requester {
     const followUp = { code: method, options: options.filter((o) => o.number !== OptionNumber.Observe), payload: payload.length > blockSize(this.szx) ? EMPTY : payload };
     if (observation) this.followUps.set(observation, followUp);
     try {
-      const body = await this.collectBlock2(peer, peerKey, first, followUp, deadline, label);
+      const body = await this.collectBlock2(peer, peerKey, first, followUp, token, deadline, label);
       const response = responseOf(first, peer, body);
       observation?.start(response);
       return { response, observation, token };
@@ -213,8 +213,12 @@ export class Requester {
     });
   }
 
-  /** RFC 7959 §2.5: the body in blocks, each its own exchange; 2.31 Continue asks for the next. */
-  private async sendBlock1(peer: Peer, peerKey: string, out: Outgoing, confirmable: boolean, deadline: number, label: string): Promise<CoapMessage> {
+  /**
+   * RFC 7959 §2.5: the body in blocks, each its own exchange; 2.31 Continue asks for the next.
+   * Every block carries the request's token: §2.5 allows new ones, but servers that key the
+   * reassembly by token (npm `coap`) then fail.
+   */
+  private async sendBlock1(peer: Peer, peerKey: string, out: Outgoing, token: Buffer, confirmable: boolean, deadline: number, label: string): Promise<CoapMessage> {
     let szx = this.szx;
     let offset = 0;
     for (;;) {
@@ -222,7 +226,6 @@ export class Requester {
       const more = offset + size < out.payload.length;
       const options = [...out.options, { number: OptionNumber.Block1, value: blockOptionValue({ num: offset / size, more, szx }) }];
       if (offset === 0) options.push({ number: OptionNumber.Size1, value: uintOption(out.payload.length) });
-      const token = this.tokens.next(this.tokenInUse).token;
       const response = await this.exchange(peer, peerKey, { code: out.code, options, payload: out.payload.subarray(offset, offset + size) },
         token, confirmable, deadline, label);
       if (!more || response.code !== CONTINUE) return response;
@@ -232,8 +235,8 @@ export class Requester {
     }
   }
 
-  /** RFC 7959 §2.4: fetches the rest of a Block2 answer with follow-up requests. */
-  private async collectBlock2(peer: Peer, peerKey: string, first: CoapMessage, followUp: Outgoing, deadline: number, label: string): Promise<Buffer> {
+  /** RFC 7959 §2.4: fetches the rest of a Block2 answer with follow-up requests carrying `token`. */
+  private async collectBlock2(peer: Peer, peerKey: string, first: CoapMessage, followUp: Outgoing, token: Buffer, deadline: number, label: string): Promise<Buffer> {
     const block = blockOptionOf(first, OptionNumber.Block2);
     if (!block || !block.more || first.code >> 5 !== 2) return first.payload;
     const etag = findOption(first, OptionNumber.ETag);
@@ -245,7 +248,6 @@ export class Requester {
       if (!Number.isInteger(num)) throw new CoapTransportError(`${label}: a block-wise answer with a short block`);
       const options = [...followUp.options.filter((o) => o.number !== OptionNumber.Block1 && o.number !== OptionNumber.Size1),
         { number: OptionNumber.Block2, value: blockOptionValue({ num, more: false, szx }) }];
-      const token = this.tokens.next(this.tokenInUse).token;
       const response = await this.exchange(peer, peerKey, { ...followUp, options }, token, true, deadline, label);
       const got = blockOptionOf(response, OptionNumber.Block2);
       if (response.code >> 5 !== 2) throw new CoapTransportError(`${label}: block ${num} answered ${codeString(response.code)}`);
@@ -283,7 +285,9 @@ export class Requester {
     // a large notification: its first block came; fetch the rest with GET (RFC 7959 §2.6)
     const followUp = this.followUps.get(observation);
     if (!followUp) return true;
-    this.collectBlock2(peer, peerKey, m, followUp, Date.now() + this.options.blockTransferTimeoutMs, 'notification')
+    // a token of its own: the observation's token would make the answers look like notifications
+    const token = this.tokens.next(this.tokenInUse).token;
+    this.collectBlock2(peer, peerKey, m, followUp, token, Date.now() + this.options.blockTransferTimeoutMs, 'notification')
       .then((body) => observation.deliver(responseOf(m, peer, body)), () => { /* dropped: the next notification will come */ });
     return true;
   }

@@ -6,6 +6,7 @@ import { EventEmitter } from 'events';
 import {
   CoapRequestSpec, CoapResponse, CoapTimeoutError, CoapTransport, Exchange, Observation, Peer,
 } from '../coap/transport';
+import { DEFAULT_PARAMETERS, maxTransmitWaitMs } from '../coap/params';
 import {
   decodeRecords, encodePathList, encodeRecords, FORMAT_CODES, FormatName, formatName, Link,
   parseLinkFormat, recordsToComposite, recordsToTree, toFormatName, treeToRecords, DecodeError,
@@ -101,7 +102,8 @@ export class Lwm2mServer extends EventEmitter {
     this.options = {
       port: 5683,
       type: 'udp4',
-      requestTimeoutMs: 10000,
+      // MAX_TRANSMIT_WAIT: room for all of CoAP's retransmissions (NB-IoT needs them)
+      requestTimeoutMs: maxTransmitWaitMs(DEFAULT_PARAMETERS),
       queueMaxPerDevice: 100,
       queueAwakeMs: 93000,
       minLifetime: 1,
