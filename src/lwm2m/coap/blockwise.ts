@@ -6,6 +6,12 @@
  */
 import { blockSize, BlockOption } from './message';
 
+/** Which answer a Block2 request continues: same peer, method, URI and Accept (and FETCH body). */
+export function bodyKeyOf(peerKey: string, code: number, pathSegments: string[], query: string[], accept: number | undefined, payload: Buffer): string {
+  const fetched = code === 5 ? `|${payload.toString('hex', 0, 256)}` : '';
+  return `${peerKey}|${code}|${pathSegments.join('/')}|${query.join('&')}|${accept ?? ''}${fetched}`;
+}
+
 export type Block1Outcome =
   | { kind: 'continue' }
   | { kind: 'complete'; payload: Buffer }

@@ -5,7 +5,7 @@
  */
 import type { Exchange, IncomingRequest, ResponseSpec } from './api';
 import type { DatagramChannel, Peer } from './channel';
-import type { Block2Cache } from './blockwise';
+import { bodyKeyOf, Block2Cache } from './blockwise';
 import type { Deduplicator } from './dedup';
 import {
   BlockOption, blockOptionValue, blockSize, CoapMessage, CoapOption, emptyMessage, encodeMessage, MessageType, OptionNumber,
@@ -58,8 +58,6 @@ export class ServerExchange implements Exchange, ScheduledTask {
     private readonly block1: BlockOption | undefined,
     /** The Block2 option of the request: which block of a large answer it wants. */
     private readonly block2: BlockOption | undefined,
-    /** Key of this request in the Block2 cache. */
-    private readonly bodyKey: string,
   ) {
     this.isObserveRequest = request.observe === 0 && (message.code === 1 || message.code === 5);
     this.relationKey = `${peerKey}|${message.token.toString('hex')}`;
@@ -69,6 +67,12 @@ export class ServerExchange implements Exchange, ScheduledTask {
 
   get peer(): Peer {
     return this.request.peer;
+  }
+
+  /** Key of this request's answer in the Block2 cache (computed only for large answers). */
+  private get bodyKey(): string {
+    const r = this.request;
+    return bodyKeyOf(this.peerKey, this.message.code, r.pathSegments, r.query, r.accept, this.message.payload);
   }
 
   get observing(): boolean {

@@ -6,7 +6,7 @@
  * throws out of here.
  */
 import type { RequestHandler } from './api';
-import { Block1Assembler, Block2Cache, BlockLimits } from './blockwise';
+import { Block1Assembler, Block2Cache, BlockLimits, bodyKeyOf } from './blockwise';
 import type { DatagramChannel, Peer } from './channel';
 import { Deduplicator } from './dedup';
 import { CoapTransportError } from './errors';
@@ -193,11 +193,10 @@ export class MessageLayer implements ExchangeContext {
     const block1 = blockOptionOf(m, OptionNumber.Block1);
     const block2 = blockOptionOf(m, OptionNumber.Block2);
     if (block1 === null || block2 === null) return reply('4.02', [], Buffer.from('bad block option'));
-    const resource = `${m.code}|${pathSegments.join('/')}|${query.join('&')}`;
-    const bodyKey = `${key}|${resource}|${accept ?? ''}${m.code === 5 ? `|${m.payload.toString('hex', 0, 256)}` : ''}`;
     let payload = m.payload;
     if (block1) {
-      const outcome = this.block1Take(`${key}|${resource}|${contentFormat ?? ''}`, block1, payload, size1);
+      const transfer = `${key}|${m.code}|${pathSegments.join('/')}|${query.join('&')}|${contentFormat ?? ''}`;
+      const outcome = this.block1.take(transfer, block1, payload, size1);
       if (outcome.kind === 'continue') {
         return reply('2.31', [{ number: OptionNumber.Block1, value: blockOptionValue({ ...block1, more: true }) }]);
       }
@@ -211,11 +210,11 @@ export class MessageLayer implements ExchangeContext {
       method, pathSegments, query, contentFormat, accept, observe, payload, peer, token: Buffer.from(m.token),
     };
     if (observe === 1) this.relations.get(`${key}|${m.token.toString('hex')}`)?.cancel(); // deregistration (RFC 7641 §3.6)
-    const exchange = new ServerExchange(this, request, m, key, dedupKey, block1 ?? undefined, block2 ?? undefined, bodyKey);
+    const exchange = new ServerExchange(this, request, m, key, dedupKey, block1 ?? undefined, block2 ?? undefined);
     entry.pending = exchange;
     if (block2 && block2.num > 0 && !block1) {
       // a later block of a large answer: served from the body kept when block 0 went out
-      const cached = this.block2.get(bodyKey);
+      const cached = this.block2.get(bodyKeyOf(key, m.code, pathSegments, query, accept, m.payload));
       if (cached) return exchange.respond({ code: '2.05', payload: cached.body, contentFormat: cached.contentFormat });
     }
     try {
@@ -224,10 +223,6 @@ export class MessageLayer implements ExchangeContext {
       this.warn(err);
       exchange.respond({ code: '5.00' });
     }
-  }
-
-  private block1Take(key: string, block: NonNullable<ReturnType<typeof blockOptionOf>>, payload: Buffer, size1: number | undefined) {
-    return this.block1.take(key, block, payload, size1);
   }
 
   /** Answers a request straight from the layer (errors, 2.31 Continue): piggybacked to a CON, NON to a NON. */
