@@ -44,6 +44,13 @@ export interface ClientOptions {
   retryDelayMs?: [number, number];
   /** How long to wait for Bootstrap-Finish after the Bootstrap-Request. */
   bootstrapTimeoutMs?: number;
+  /**
+   * The one content format announced as `ct=` on `</>` at Register/Update, or null to announce none.
+   * Default: 110 (SenML JSON) for LwM2M 1.1+, none for 1.0 (TLV is the 1.0 default). Servers such as
+   * Wakaama parse `ct` as a single value and refuse the registration otherwise. The client still
+   * answers in every format it supports when a request names one with Accept.
+   */
+  advertisedFormat?: number | null;
 }
 
 export type ClientState = 'stopped' | 'bootstrapping' | 'registering' | 'registered' | 'deregistered' | 'error';
@@ -87,6 +94,13 @@ export class Lwm2mClient extends EventEmitter {
     this.registry = options.registry ?? ObjectRegistry.withBuiltins();
     this.handlers = options.handlers ?? {};
     this.retryDelay = this.options.retryDelayMs?.[0] ?? 1000;
+    const advertised = this.options.advertisedFormat;
+    if (advertised !== undefined && advertised !== null) {
+      const name = formatName(advertised);
+      if (!name || !SUPPORTED_FORMATS.includes(name) || name === 'text' || name === 'opaque') {
+        throw new ClientError(`advertisedFormat ${advertised} is not a multi-value format this client supports`);
+      }
+    }
     this.transport = this.newTransport();
     this.installDefaultObjects();
   }
@@ -244,8 +258,18 @@ export class Lwm2mClient extends EventEmitter {
     return query;
   }
 
+  /** The `ct` announced on `</>`: the configured one, else SenML JSON for 1.1+ and none for 1.0. */
+  private advertisedFormat(): number | undefined {
+    const configured = this.options.advertisedFormat;
+    if (configured !== undefined) return configured ?? undefined;
+    return this.options.lwm2mVersion === '1.0' ? undefined : FORMAT_CODES['senml-json'];
+  }
+
   private objectLinks(): string {
-    const links: Link[] = [{ uri: '/', params: { rt: 'oma.lwm2m', ct: this.options.lwm2mVersion === '1.0' ? '11542' : '60 110 112 11542 11543' } }];
+    const root: Record<string, string> = { rt: 'oma.lwm2m' };
+    const ct = this.advertisedFormat();
+    if (ct !== undefined) root.ct = String(ct);
+    const links: Link[] = [{ uri: '/', params: root }];
     for (const objectId of this.objects.objectIds()) {
       if (objectId === 0 || objectId === 21) continue; // Security and OSCORE are never announced
       const version = this.registry.get(objectId)?.version;

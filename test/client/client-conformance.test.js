@@ -1,0 +1,158 @@
+'use strict';
+// Conformance of the software client (LwM2M 1.1 Core): what it announces at Register, how it retries,
+// Discover, Write-Attributes, Execute arguments and value checks on Write. Raw checks use a tiny
+// UDP "server" built on coap-packet that plays the LwM2M server and records what the client sends.
+const assert = require('assert');
+const dgram = require('dgram');
+const { parse, generate } = require('coap-packet');
+const { Lwm2mServer } = require('../../dist/lwm2m/server');
+const { Lwm2mClient } = require('../../dist/lwm2m/client');
+
+const uint = (n) => {
+  if (n === 0) return Buffer.alloc(0);
+  const bytes = [];
+  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
+  return Buffer.from(bytes);
+};
+const readUint = (buf) => [...buf].reduce((acc, b) => acc * 256 + b, 0);
+const option = (packet, name) => packet.options.filter((o) => o.name === name).map((o) => o.value);
+
+/**
+ * A minimal LwM2M server on loopback: `onRequest(packet)` returns the answer ({ code, options, payload })
+ * to each request the client sends; `request()` sends a request to the client and resolves with its answer.
+ */
+class RawServer {
+  constructor(onRequest) {
+    this.onRequest = onRequest;
+    this.requests = [];
+    this.pending = new Map();
+    this.nextMid = 1;
+    this.socket = dgram.createSocket('udp4');
+    this.socket.on('message', (buf, rinfo) => this.onMessage(buf, rinfo));
+  }
+
+  start() {
+    return new Promise((resolve) => this.socket.bind(0, '127.0.0.1', () => resolve(this.socket.address().port)));
+  }
+
+  stop() {
+    return new Promise((resolve) => this.socket.close(() => resolve()));
+  }
+
+  onMessage(buf, rinfo) {
+    const packet = parse(buf);
+    const key = packet.token.toString('hex');
+    if (packet.code.startsWith('2.') || packet.code.startsWith('4.') || packet.code.startsWith('5.')) {
+      const waiter = this.pending.get(key);
+      if (waiter) {
+        this.pending.delete(key);
+        waiter(packet);
+      }
+      return;
+    }
+    if (packet.ack || packet.reset) return;
+    this.client = rinfo;
+    const path = option(packet, 'Uri-Path').map((v) => v.toString()).join('/');
+    this.requests.push({ at: Date.now(), packet, path });
+    const answer = this.onRequest(packet, path) ?? { code: '2.04' };
+    this.socket.send(generate({
+      messageId: packet.messageId, token: packet.token, ack: true, code: answer.code,
+      options: answer.options ?? [], payload: answer.payload ?? Buffer.alloc(0),
+    }), rinfo.port, rinfo.address);
+  }
+
+  /** Sends a confirmable request to the client; resolves with its (piggybacked) answer. */
+  request(method, path, { query = [], accept, contentFormat, payload } = {}) {
+    const token = Buffer.from([0xa0, this.nextMid & 0xff, (this.nextMid >> 8) & 0xff, 0x5a]);
+    const options = [
+      ...path.split('/').filter(Boolean).map((s) => ({ name: 'Uri-Path', value: Buffer.from(s) })),
+      ...(contentFormat !== undefined ? [{ name: 'Content-Format', value: uint(contentFormat) }] : []),
+      ...query.map((q) => ({ name: 'Uri-Query', value: Buffer.from(q) })),
+      ...(accept !== undefined ? [{ name: 'Accept', value: uint(accept) }] : []),
+    ];
+    const message = generate({ messageId: this.nextMid++, token, confirmable: true, code: method, options, payload: payload ?? Buffer.alloc(0) });
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no answer to ${method} ${path}`)), 3000);
+      this.pending.set(token.toString('hex'), (p) => {
+        clearTimeout(timer);
+        resolve(p);
+      });
+      this.socket.send(message, this.client.port, this.client.address);
+    });
+  }
+}
+
+/** Answers Register with 2.01 /rd/1, and Update/Deregister with 2.04/2.02. */
+const acceptingServer = () => new RawServer((packet, path) => {
+  if (packet.code === '0.02' && path === 'rd') return { code: '2.01', options: [{ name: 'Location-Path', value: Buffer.from('rd') }, { name: 'Location-Path', value: Buffer.from('1') }] };
+  if (packet.code === '0.04') return { code: '2.02' };
+  return { code: '2.04' };
+});
+
+describe('software client conformance', function () {
+  this.timeout(15000);
+  const started = [];
+  afterEach(async () => {
+    for (const s of started.splice(0).reverse()) await s.stop().catch(() => {});
+  });
+
+  async function rawSetup(clientOptions = {}) {
+    const raw = acceptingServer();
+    const port = await raw.start();
+    started.push(raw);
+    const client = new Lwm2mClient({ endpoint: 'conf', server: { host: '127.0.0.1', port }, lifetime: 60, localAddress: '127.0.0.1', ...clientOptions });
+    client.on('warning', () => {});
+    started.push(client);
+    return { raw, client };
+  }
+
+  describe('16a: content format announced at Register', () => {
+    const rootLink = (raw) => {
+      const reg = raw.requests.find((r) => r.path === 'rd');
+      return reg.packet.payload.toString().split(',')[0];
+    };
+
+    it('announces one ct on </> chosen by the LwM2M version, or the configured one, or none', async () => {
+      const cases = [
+        [{}, '</>;rt="oma.lwm2m";ct=110'],
+        [{ lwm2mVersion: '1.2' }, '</>;rt="oma.lwm2m";ct=110'],
+        [{ lwm2mVersion: '1.0' }, '</>;rt="oma.lwm2m"'],
+        [{ advertisedFormat: 112 }, '</>;rt="oma.lwm2m";ct=112'],
+        [{ advertisedFormat: 11542, lwm2mVersion: '1.0' }, '</>;rt="oma.lwm2m";ct=11542'],
+        [{ advertisedFormat: null }, '</>;rt="oma.lwm2m"'],
+      ];
+      for (const [opts, expected] of cases) {
+        const { raw, client } = await rawSetup(opts);
+        await client.start();
+        assert.strictEqual(rootLink(raw), expected, JSON.stringify(opts));
+        await client.stop();
+      }
+      assert.throws(() => new Lwm2mClient({ endpoint: 'x', server: { host: '127.0.0.1', port: 5683 }, advertisedFormat: 9999 }), /advertisedFormat/);
+    });
+
+    it('still answers in every format it supports when the server asks with Accept', async () => {
+      const { raw, client } = await rawSetup();
+      await client.start();
+      for (const accept of [110, 112, 11542, 11543, 11544]) {
+        const answer = await raw.request('GET', '/3/0', { accept });
+        assert.strictEqual(answer.code, '2.05', `Accept ${accept}`);
+        assert.strictEqual(readUint(option(answer, 'Content-Format')[0]), accept);
+      }
+      const text = await raw.request('GET', '/3/0/0', { accept: 0 });
+      assert.deepStrictEqual([text.code, text.payload.toString()], ['2.05', 'node-red-contrib-lwm2m-kit']);
+    });
+
+    it('registers with this package\'s server, which negotiates SenML JSON from the announcement', async () => {
+      const server = new Lwm2mServer({ port: 0, address: '127.0.0.1', requestTimeoutMs: 2000 });
+      server.on('warning', () => {});
+      await server.start();
+      started.push(server);
+      const client = new Lwm2mClient({ endpoint: 'conf', server: { host: '127.0.0.1', port: server.address().port }, localAddress: '127.0.0.1' });
+      client.on('warning', () => {});
+      started.push(client);
+      await client.start();
+      assert.deepStrictEqual(server.getRegistration('conf').supportedFormats, [110]);
+      assert.deepStrictEqual((await server.read('conf', '/3/0')).value[0], 'node-red-contrib-lwm2m-kit');
+    });
+  });
+});
