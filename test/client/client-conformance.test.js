@@ -155,4 +155,36 @@ describe('software client conformance', function () {
       assert.deepStrictEqual((await server.read('conf', '/3/0')).value[0], 'node-red-contrib-lwm2m-kit');
     });
   });
+
+  describe('16b: registration retries', () => {
+    it('backs off exponentially with jitter up to the configured maximum, and registers once the server accepts', async function () {
+      this.timeout(10000);
+      let refuse = true;
+      const raw = new RawServer((packet, path) => {
+        if (path !== 'rd') return { code: '2.04' };
+        if (refuse) return { code: '4.00' };
+        return { code: '2.01', options: [{ name: 'Location-Path', value: Buffer.from('rd') }, { name: 'Location-Path', value: Buffer.from('7') }] };
+      });
+      const port = await raw.start();
+      started.push(raw);
+      const client = new Lwm2mClient({ endpoint: 'retry', server: { host: '127.0.0.1', port }, localAddress: '127.0.0.1', retryDelayMs: [100, 800] });
+      client.on('warning', () => {});
+      started.push(client);
+      await assert.rejects(client.start(), /registration refused: 4.00/);
+      await new Promise((r) => setTimeout(r, 3600));
+      const times = raw.requests.filter((r) => r.path === 'rd').map((r) => r.at);
+      const gaps = times.slice(1).map((t, i) => t - times[i]);
+      // bases 100, 200, 400, 800, 800…, each wait within ±25 % of its base and never above 800 (+ timer slack)
+      assert.ok(gaps.length >= 5 && gaps.length <= 8, `gaps ${gaps}`);
+      [100, 200, 400, 800].forEach((base, i) => {
+        assert.ok(gaps[i] >= base * 0.75 - 5 && gaps[i] <= Math.min(base * 1.25, 800) + 40, `gap ${i} is ${gaps[i]} ms, base ${base} (gaps ${gaps})`);
+      });
+      for (let i = 1; i < 4; i++) assert.ok(gaps[i] > gaps[i - 1], `gaps grow: ${gaps}`);
+      for (const g of gaps.slice(4)) assert.ok(g >= 600 - 5 && g <= 840, `capped at 800 ms: ${gaps}`);
+      // the server accepts: the next retry registers
+      refuse = false;
+      await new Promise((resolve) => client.once('registered', resolve));
+      assert.strictEqual(client.registrationLocation, '/rd/7');
+    });
+  });
 });

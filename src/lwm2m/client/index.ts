@@ -40,7 +40,7 @@ export interface ClientOptions {
   requestTimeoutMs?: number;
   autoUpdate?: boolean;
   handlers?: DeviceHandlers;
-  /** Retry delays (ms) after a failed registration or bootstrap: [first, max]. */
+  /** Retry delays (ms) after a failed registration or bootstrap: [first, max]; doubles per failure, ±25 % jitter. */
   retryDelayMs?: [number, number];
   /** How long to wait for Bootstrap-Finish after the Bootstrap-Request. */
   bootstrapTimeoutMs?: number;
@@ -93,7 +93,7 @@ export class Lwm2mClient extends EventEmitter {
     this.options = { lifetime: 86400, binding: 'U', lwm2mVersion: '1.1', ...options };
     this.registry = options.registry ?? ObjectRegistry.withBuiltins();
     this.handlers = options.handlers ?? {};
-    this.retryDelay = this.options.retryDelayMs?.[0] ?? 1000;
+    this.retryDelay = this.firstRetryDelay();
     const advertised = this.options.advertisedFormat;
     if (advertised !== undefined && advertised !== null) {
       const name = formatName(advertised);
@@ -191,7 +191,8 @@ export class Lwm2mClient extends EventEmitter {
 
   async start(): Promise<void> {
     if (!this.transport.listening) await this.transport.open();
-    this.retryDelay = this.options.retryDelayMs?.[0] ?? 1000;
+    // the retry delay is not reset here: retries come through start() too, and resetting it
+    // made every retry wait the first delay. It resets after a registration and on stop().
     try {
       if (this.options.bootstrap && !this.serverAccount()) await this.bootstrap();
       await this.register();
@@ -201,10 +202,23 @@ export class Lwm2mClient extends EventEmitter {
     }
   }
 
+  private firstRetryDelay(): number {
+    return this.options.retryDelayMs?.[0] ?? 1000;
+  }
+
+  /**
+   * Exponential backoff: the base delay doubles after each failed attempt up to the configured
+   * maximum. Each wait is the base ±25 % (capped at the maximum), so devices that lost the server
+   * together (a server restart, a cell outage) spread out instead of retrying in lockstep. Not full
+   * jitter (0…base): with ±25 % the ranges of successive waits do not overlap (0.75·2b > 1.25·b),
+   * so waits really grow and never collapse to ~0.
+   */
   private scheduleRetry(): void {
     if (!this.transport.listening || this.retryTimer) return;
-    const delay = this.retryDelay;
-    this.retryDelay = Math.min(delay * 2, this.options.retryDelayMs?.[1] ?? 60000);
+    const max = this.options.retryDelayMs?.[1] ?? 60000;
+    const base = Math.min(this.retryDelay, max);
+    this.retryDelay = Math.min(base * 2, max);
+    const delay = Math.min(max, Math.round(base * (0.75 + Math.random() * 0.5)));
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       this.start().catch((err: Error) => this.emit('warning', err));
@@ -213,6 +227,7 @@ export class Lwm2mClient extends EventEmitter {
 
   async stop(): Promise<void> {
     this.clearTimers();
+    this.retryDelay = this.firstRetryDelay(); // a later start() begins a fresh backoff
     if (this.currentState === 'registered' && this.transport.listening) {
       await this.deregister().catch((err: Error) => this.emit('warning', err));
     }
@@ -301,7 +316,7 @@ export class Lwm2mClient extends EventEmitter {
       throw new ClientError(`registration refused: ${response.code} ${response.payload.toString('utf8')}`);
     }
     this.location = response.locationPath;
-    this.retryDelay = this.options.retryDelayMs?.[0] ?? 1000;
+    this.retryDelay = this.firstRetryDelay(); // only a registration ends the backoff
     this.setState('registered');
     this.scheduleUpdate(account.lifetime);
     this.emit('registered', this.registrationLocation);
