@@ -7,6 +7,10 @@ const dgram = require('dgram');
 const { parse, generate } = require('coap-packet');
 const { Lwm2mServer } = require('../../dist/lwm2m/server');
 const { Lwm2mClient } = require('../../dist/lwm2m/client');
+const fs = require('fs');
+const os = require('os');
+const pathModule = require('path');
+const { Bc66Driver, Bc66Emulator, Bc66Lwm2m, startPtyPair } = require('../../dist/bc66');
 
 const uint = (n) => {
   if (n === 0) return Buffer.alloc(0);
@@ -185,6 +189,74 @@ describe('software client conformance', function () {
       refuse = false;
       await new Promise((resolve) => client.once('registered', resolve));
       assert.strictEqual(client.registrationLocation, '/rd/7');
+    });
+  });
+
+  describe('17: Discover', () => {
+    async function realSetup() {
+      const server = new Lwm2mServer({ port: 0, address: '127.0.0.1', requestTimeoutMs: 2000 });
+      server.on('warning', () => {});
+      await server.start();
+      started.push(server);
+      const client = new Lwm2mClient({ endpoint: 'disc', server: { host: '127.0.0.1', port: server.address().port }, localAddress: '127.0.0.1' });
+      client.on('warning', () => {});
+      started.push(client);
+      return { server, client };
+    }
+    const uris = (links) => links.map((l) => l.uri);
+    const link = (links, uri) => links.find((l) => l.uri === uri);
+
+    it('lists the resources the emulator declared (AT+QLWADDOBJ), and shows attributes written to them', async function () {
+      this.timeout(20000);
+      const dir = fs.mkdtempSync(pathModule.join(os.tmpdir(), 'conf-emu-'));
+      const pty = await startPtyPair(pathModule.join(dir, 'modem'), pathModule.join(dir, 'host'));
+      const emulator = new Bc66Emulator({ path: pty.a, imei: '866425030022222', localAddress: '127.0.0.1' });
+      emulator.on('warning', () => {});
+      await emulator.start();
+      const driver = new Bc66Driver({ path: pty.b, commandTimeoutMs: 3000 });
+      await driver.open();
+      const server = new Lwm2mServer({ port: 0, address: '127.0.0.1', requestTimeoutMs: 2000 });
+      server.on('warning', () => {});
+      await server.start();
+      started.push({ stop: async () => { await driver.close(); await emulator.stop(); await pty.stop(); await server.stop(); fs.rmSync(dir, { recursive: true, force: true }); } });
+      const device = new Bc66Lwm2m(driver, {
+        serverHost: '127.0.0.1', serverPort: server.address().port, mode: 'direct', lifetime: 120, security: 'nosec',
+        objects: [{ objectId: 3303, instanceId: 0, resources: [5700, 5701, 5605] }], autoRegister: false, networkPollMs: 50,
+      });
+      device.on('warning', () => {});
+      await device.start();
+      const registered = new Promise((resolve) => server.once('register', resolve));
+      await device.register();
+      await registered;
+      const ep = 'urn:imei:866425030022222';
+      const instance = await server.discover(ep, '/3303/0');
+      assert.deepStrictEqual(uris(instance.links), ['/3303/0', '/3303/0/5605', '/3303/0/5700', '/3303/0/5701']);
+      const object = await server.discover(ep, '/3303');
+      assert.deepStrictEqual(uris(object.links), ['/3303', '/3303/0', '/3303/0/5605', '/3303/0/5700', '/3303/0/5701']);
+      assert.strictEqual((await server.writeAttributes(ep, '/3303/0/5700', { pmin: 5, gt: 30 })).code, '2.04');
+      const resource = await server.discover(ep, '/3303/0/5700');
+      assert.deepStrictEqual(resource.links, [{ uri: '/3303/0/5700', params: { pmin: '5', gt: '30' } }]);
+      assert.deepStrictEqual(link((await server.discover(ep, '/3303/0')).links, '/3303/0/5700').params, { pmin: '5', gt: '30' });
+      // something the device does not have: 4.04 for both
+      await assert.rejects(server.writeAttributes(ep, '/3303/0/5601', { pmin: 1 }), (e) => e.code === '4.04');
+      await assert.rejects(server.discover(ep, '/3303/0/5601'), (e) => e.code === '4.04');
+    });
+
+    it('shows dim, the executable resources it implements, and attributes inherited on a resource', async () => {
+      const { server, client } = await realSetup();
+      client.setInstance(3303, 0, { 5700: 20 });
+      await client.start();
+      const device = await server.discover('disc', '/3/0');
+      assert.ok(uris(device.links).includes('/3/0/4'), 'Reboot is listed');
+      assert.deepStrictEqual(link(device.links, '/3/0/11').params, { dim: '1' });
+      assert.ok(uris((await server.discover('disc', '/1/0')).links).includes('/1/0/8'), 'Registration Update Trigger is listed');
+      assert.strictEqual((await server.writeAttributes('disc', '/3303', { pmin: 10 })).code, '2.04');
+      assert.strictEqual((await server.writeAttributes('disc', '/3303/0', { pmax: 60 })).code, '2.04');
+      assert.strictEqual((await server.writeAttributes('disc', '/3303/0/5700', { gt: 50 })).code, '2.04');
+      assert.deepStrictEqual((await server.discover('disc', '/3303/0/5700')).links, [{ uri: '/3303/0/5700', params: { pmin: '10', pmax: '60', gt: '50' } }]);
+      const object = (await server.discover('disc', '/3303')).links;
+      assert.deepStrictEqual([link(object, '/3303').params, link(object, '/3303/0').params, link(object, '/3303/0/5700').params],
+        [{ ver: '1.1', pmin: '10' }, { pmax: '60' }, { gt: '50' }]);
     });
   });
 });

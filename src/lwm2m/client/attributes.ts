@@ -15,7 +15,9 @@ export interface NotificationAttributes {
   epmax?: number;
 }
 
-const NAMES = ['pmin', 'pmax', 'gt', 'lt', 'st', 'epmin', 'epmax'] as const;
+/** The notification attributes this client knows, in the order of Core §5.1.2. */
+export const ATTRIBUTE_NAMES = ['pmin', 'pmax', 'gt', 'lt', 'st', 'epmin', 'epmax'] as const;
+const NAMES = ATTRIBUTE_NAMES;
 
 export class AttributeStore {
   private readonly byPath = new Map<string, NotificationAttributes>();

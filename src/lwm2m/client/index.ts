@@ -11,7 +11,7 @@ import {
 import { ObjectRegistry } from '../model';
 import { formatPath, parsePath, pathContains, pathDepth } from '../path';
 import { Lwm2mError, Lwm2mPath, ResourceRecord, ResourceValue, ValueTree } from '../types';
-import { AttributeStore, NotificationAttributes, passesThresholds } from './attributes';
+import { ATTRIBUTE_NAMES, AttributeStore, NotificationAttributes, passesThresholds } from './attributes';
 import { ObjectStore } from './object-store';
 
 export { ObjectStore } from './object-store';
@@ -77,6 +77,8 @@ export class Lwm2mClient extends EventEmitter {
   private transport: CoapTransport;
   private handlers: DeviceHandlers;
   private readonly observations = new Set<ClientObservation>();
+  /** "objectId/instanceId" → resources declared present without a value here (declareResources). */
+  private readonly declared = new Map<string, Set<number>>();
   private location?: string[];
   private currentState: ClientState = 'stopped';
   private updateTimer?: NodeJS.Timeout;
@@ -148,6 +150,7 @@ export class Lwm2mClient extends EventEmitter {
 
   deleteObject(objectId: number): void {
     this.objects.deleteObject(objectId);
+    for (const key of [...this.declared.keys()]) if (key.startsWith(`${objectId}/`)) this.declared.delete(key);
     if (this.currentState === 'registered') this.update({ objects: true }).catch((err: Error) => this.emit('warning', err));
   }
 
@@ -455,6 +458,8 @@ export class Lwm2mClient extends EventEmitter {
       case 'PUT':
         if (!path) return exchange.respond({ code: '4.05' });
         if (req.payload.length === 0 && req.query.length > 0) {
+          // Write-Attributes: only on what exists, so that Discover shows what was accepted
+          if (!this.present(path)) return exchange.respond({ code: '4.04' });
           return exchange.respond({ code: this.attributes.write(path, req.query) ? '2.04' : '4.00' });
         }
         return this.write(exchange, path, 'replace', bootstrapping);
@@ -542,25 +547,67 @@ export class Lwm2mClient extends EventEmitter {
       return exchange.respond({ code: '2.05', contentFormat: FORMAT_CODES['link-format'], payload: Buffer.from(formatLinkFormat(links)) });
     }
     if (bootstrapping && path.instanceId !== undefined) return exchange.respond({ code: '4.00' });
-    if (!this.objects.exists(path) && !(pathDepth(path) === 1 && this.registry.get(path.objectId))) return exchange.respond({ code: '4.04' });
-    const withAttrs = (p: Lwm2mPath): Record<string, string> => Object.fromEntries(Object.entries(this.attributes.get(p)).map(([k, v]) => [k, String(v)]));
-    const objectPath = { objectId: path.objectId };
+    if (pathDepth(path) === 4) return exchange.respond({ code: '4.00', payload: Buffer.from('Discover targets an object, instance or resource') });
+    if (!this.present(path)) return exchange.respond({ code: '4.04' });
+    const own = (p: Lwm2mPath): Record<string, string> => attributeParams(this.attributes.get(p));
+    const dim = (i: number, rid: number): Record<string, string> => {
+      const slot = this.objects.instance(path.objectId, i)?.get(rid);
+      if (slot instanceof Map) return { dim: String(slot.size) };
+      return this.registry.isMultiple(path.objectId, rid) ? { dim: '0' } : {};
+    };
+    if (pathDepth(path) === 3) {
+      // a resource: its dim and the attributes in force for it, inherited from instance and object
+      // levels (Core §5.4.2: </3/0/7>;dim=8;pmin=10;pmax=60;gt=50;lt=42.2)
+      const params = { ...dim(path.instanceId!, path.resourceId!), ...attributeParams(this.attributes.effective(path, {})) };
+      return exchange.respond({ code: '2.05', contentFormat: FORMAT_CODES['link-format'], payload: Buffer.from(formatLinkFormat([{ uri: formatPath(path), params }])) });
+    }
+    // an object or an instance: the object (with its version), its instances and every resource
+    // each instance has, with the attributes attached at each level
     if (pathDepth(path) === 1) {
       const version = this.registry.get(path.objectId)?.version;
-      links.push({ uri: `/${path.objectId}`, params: { ...(version && version !== '1.0' ? { ver: version } : {}), ...withAttrs(objectPath) } });
+      links.push({ uri: `/${path.objectId}`, params: { ...(version && version !== '1.0' ? { ver: version } : {}), ...own({ objectId: path.objectId }) } });
     }
     for (const i of this.objects.instanceIds(path.objectId)) {
       if (path.instanceId !== undefined && i !== path.instanceId) continue;
       const instPath = { objectId: path.objectId, instanceId: i };
-      if (pathDepth(path) <= 2) links.push({ uri: `/${path.objectId}/${i}`, params: withAttrs(instPath) });
-      for (const [rid, slot] of this.objects.instance(path.objectId, i)!) {
-        if (path.resourceId !== undefined && rid !== path.resourceId) continue;
-        const params: Record<string, string> = withAttrs({ ...instPath, resourceId: rid });
-        if (slot instanceof Map) params.dim = String(slot.size);
-        links.push({ uri: `/${path.objectId}/${i}/${rid}`, params });
+      links.push({ uri: `/${path.objectId}/${i}`, params: own(instPath) });
+      for (const rid of this.presentResources(path.objectId, i)) {
+        links.push({ uri: `/${path.objectId}/${i}/${rid}`, params: { ...dim(i, rid), ...own({ ...instPath, resourceId: rid }) } });
       }
     }
     exchange.respond({ code: '2.05', contentFormat: FORMAT_CODES['link-format'], payload: Buffer.from(formatLinkFormat(links)) });
+  }
+
+  /**
+   * The resources an instance has: those holding a value, those declared with declareResources()
+   * (the BC66 emulator's AT+QLWADDOBJ list, whose values live on the serial host), and the
+   * executable resources this client implements itself.
+   */
+  presentResources(objectId: number, instanceId: number): number[] {
+    const inst = this.objects.instance(objectId, instanceId);
+    if (!inst) return [];
+    const ids = new Set<number>(inst.keys());
+    for (const rid of this.declared.get(`${objectId}/${instanceId}`) ?? []) ids.add(rid);
+    if (objectId === 1) {
+      ids.add(8); // Registration Update Trigger
+      if (this.options.bootstrap) ids.add(9); // Bootstrap-Request Trigger
+    }
+    if (objectId === 3) ids.add(4); // Reboot (mandatory; acknowledged)
+    return [...ids].sort((a, b) => a - b);
+  }
+
+  /** Declares resources of an instance as present though their values are not held here. */
+  declareResources(objectId: number, instanceId: number, resourceIds: number[]): void {
+    const key = `${objectId}/${instanceId}`;
+    this.declared.set(key, new Set([...(this.declared.get(key) ?? []), ...resourceIds]));
+  }
+
+  /** Does `path` name something this client has (for Discover and Write-Attributes)? */
+  private present(path: Lwm2mPath): boolean {
+    if (path.instanceId === undefined) return this.objects.hasObject(path.objectId) || this.registry.get(path.objectId) !== undefined;
+    if (path.resourceId === undefined) return this.objects.exists(path);
+    if (path.resourceInstanceId !== undefined) return this.objects.exists(path);
+    return this.presentResources(path.objectId, path.instanceId).includes(path.resourceId);
   }
 
   private decodeBody(exchange: Exchange, basePath: Lwm2mPath): ResourceRecord[] | undefined {
@@ -692,6 +739,7 @@ export class Lwm2mClient extends EventEmitter {
       return exchange.respond({ code: '4.05' });
     }
     if (!this.objects.deleteInstance(path.objectId, path.instanceId!)) return exchange.respond({ code: '4.04' });
+    this.declared.delete(`${path.objectId}/${path.instanceId}`);
     exchange.respond({ code: '2.02' });
     this.emit('delete', formatPath(path));
     if (this.location) this.update({ objects: true }).catch((err: Error) => this.emit('warning', err));
@@ -799,6 +847,13 @@ export class Lwm2mClient extends EventEmitter {
     const results = await Promise.all(targets.map((o) => this.sendNotification(o, records && !o.composite && o.paths.every((p) => pathContains(parsed, p) || pathContains(p, parsed)) ? records : undefined, confirmable)));
     return { observed: true, delivered: results.some(Boolean) };
   }
+}
+
+/** Attributes as link parameters, in the order of Core §5.1.2. */
+function attributeParams(attrs: NotificationAttributes): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of ATTRIBUTE_NAMES) if (attrs[k] !== undefined) out[k] = String(attrs[k]);
+  return out;
 }
 
 function hostForUri(host: string): string {
