@@ -259,4 +259,80 @@ describe('software client conformance', function () {
         [{ ver: '1.1', pmin: '10' }, { pmax: '60' }, { gt: '50' }]);
     });
   });
+
+  describe('20: Write-Attributes, Execute arguments and values on the client', () => {
+    const put = (raw, path, ...query) => raw.request('PUT', path, { query }).then((a) => a.code);
+    const discover = (raw, path) => raw.request('GET', path, { accept: 40 }).then((a) => a.payload.toString());
+
+    it('refuses inconsistent attributes, thresholds on non-numeric targets and bad numbers with 4.00', async () => {
+      const { raw, client } = await rawSetup();
+      client.setInstance(3303, 0, { 5700: 20, 5750: 'lab' });
+      await client.start();
+      const refused = [
+        ['/3303/0/5700', 'pmin=10', 'pmax=5'],
+        ['/3303/0/5700', 'epmin=10', 'epmax=5'],
+        ['/3303/0/5700', 'lt=10', 'gt=5'],
+        ['/3303/0/5700', 'lt=10', 'gt=10'],
+        ['/3303/0/5700', 'lt=10', 'gt=20', 'st=5'], // lt + 2·st must stay below gt
+        ['/3303/0/5750', 'gt=5'], // a string resource
+        ['/3303/0', 'st=1'], // not a resource
+        ['/3303', 'lt=1'],
+        ['/3303/0/5700', 'pmin=-1'],
+        ['/3303/0/5700', 'pmin=abc'],
+        ['/3303/0/5700', 'pmin=0x10'],
+        ['/3303/0/5700', 'st=-1'],
+        ['/3303/0/5700', 'foo=1'],
+      ];
+      for (const [path, ...query] of refused) assert.strictEqual(await put(raw, path, ...query), '4.00', `${path}?${query.join('&')}`);
+      assert.strictEqual(await discover(raw, '/3303/0/5700'), '</3303/0/5700>', 'nothing of the refused writes was kept');
+      assert.strictEqual(await put(raw, '/3303/0/5700', 'lt=10', 'gt=20', 'st=4.5', 'pmin=2', 'pmax=2'), '2.04');
+      assert.strictEqual(await put(raw, '/3303/0/5700', 'gt=-3'), '4.00', 'the combination with the stored lt is checked too');
+      assert.strictEqual(await discover(raw, '/3303/0/5700'), '</3303/0/5700>;pmin=2;pmax=2;gt=20;lt=10;st=4.5');
+    });
+
+    it('removes an attribute given without a value', async () => {
+      const { raw, client } = await rawSetup();
+      client.setInstance(3303, 0, { 5700: 20 });
+      await client.start();
+      assert.strictEqual(await put(raw, '/3303/0/5700', 'pmin=10', 'pmax=60', 'gt=30'), '2.04');
+      assert.strictEqual(await put(raw, '/3303/0/5700', 'pmax', 'gt'), '2.04');
+      assert.strictEqual(await discover(raw, '/3303/0/5700'), '</3303/0/5700>;pmin=10');
+      assert.strictEqual(await put(raw, '/3303/0/5700', 'pmax=5'), '4.00', 'pmin 10 is still there');
+      assert.strictEqual(await put(raw, '/3303/0/5700', 'pmin'), '2.04');
+      assert.strictEqual(await discover(raw, '/3303/0/5700'), '</3303/0/5700>');
+    });
+
+    it('checks the syntax of Execute arguments (Core §5.4.5) and hands them over parsed', async () => {
+      const { raw, client } = await rawSetup();
+      client.setInstance(3303, 0, { 5700: 20 });
+      const seen = [];
+      client.setHandlers({ execute: async (path, args, parsed) => { seen.push([args, parsed]); return '2.04'; } });
+      await client.start();
+      const exec = (args) => raw.request('POST', '/3303/0/5605', { payload: Buffer.from(args), contentFormat: args ? 0 : undefined }).then((a) => a.code);
+      for (const bad of ['now', '10', '0=x', "0='x", "0='a b'", '0,', ',0', "0='x'1", '0;1']) assert.strictEqual(await exec(bad), '4.00', bad);
+      assert.deepStrictEqual(seen, [], 'bad arguments never reach the handler');
+      assert.strictEqual(await exec("0='x',1"), '2.04');
+      assert.strictEqual(await exec("5='a,b=c',9=''"), '2.04');
+      assert.strictEqual(await exec(''), '2.04');
+      assert.deepStrictEqual(seen, [
+        ["0='x',1", [{ digit: 0, value: 'x' }, { digit: 1 }]],
+        ["5='a,b=c',9=''", [{ digit: 5, value: 'a,b=c' }, { digit: 9, value: '' }]],
+        ['', []],
+      ]);
+      const emitted = new Promise((resolve) => client.once('execute', (...a) => resolve(a)));
+      assert.strictEqual(await exec('3'), '2.04');
+      assert.deepStrictEqual(await emitted, ['/3303/0/5605', '3', [{ digit: 3 }]]);
+    });
+
+    it('refuses a non-integer written to an Integer resource, in text and in SenML', async () => {
+      const { raw, client } = await rawSetup();
+      await client.start();
+      const write = (format, payload) => raw.request('PUT', '/1/0/1', { contentFormat: format, payload: Buffer.from(payload) }).then((a) => a.code);
+      assert.strictEqual(await write(0, '12.5'), '4.00');
+      assert.strictEqual(await write(110, '[{"bn":"/1/0/1","v":12.5}]'), '4.00');
+      assert.strictEqual(client.getValue('/1/0/1'), 60, 'the lifetime is unchanged');
+      assert.strictEqual(await write(0, '120'), '2.04');
+      assert.strictEqual(client.getValue('/1/0/1'), 120);
+    });
+  });
 });

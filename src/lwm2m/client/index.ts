@@ -17,12 +17,35 @@ import { ObjectStore } from './object-store';
 export { ObjectStore } from './object-store';
 export { AttributeStore, NotificationAttributes } from './attributes';
 
+/** One argument of an Execute (Core §5.4.5): `3` or `3='value'`. */
+export interface ExecuteArgument {
+  digit: number;
+  value?: string;
+}
+
+/**
+ * One Execute argument, Core §5.4.5 ABNF: a digit, optionally ='value' whose characters are
+ * %x21 / %x23-26 / %x28-5B / %x5D-7E (printable ASCII but space, double quote, quote, backslash).
+ */
+const EXECUTE_ARGUMENT = String.raw`([0-9])(?:='([!#-&(-\[\]-~]*)')?`;
+const EXECUTE_ARGUMENTS = new RegExp(`^${EXECUTE_ARGUMENT}(?:,${EXECUTE_ARGUMENT})*$`);
+
+/** Parses an Execute payload; an empty one has no arguments. Undefined when the syntax is wrong. */
+export function parseExecuteArguments(text: string): ExecuteArgument[] | undefined {
+  if (text === '') return [];
+  if (!EXECUTE_ARGUMENTS.test(text)) return undefined;
+  // the whole list is valid and values hold no quote, so arguments match one after the other
+  return [...text.matchAll(new RegExp(`${EXECUTE_ARGUMENT}(?:,|$)`, 'g'))]
+    .map((m) => (m[2] === undefined ? { digit: Number(m[1]) } : { digit: Number(m[1]), value: m[2] }));
+}
+
 export type ErrorCode = '4.00' | '4.01' | '4.04' | '4.05' | '4.06' | '5.00';
 
 export interface DeviceHandlers {
   read?(path: Lwm2mPath): Promise<ResourceRecord[] | ErrorCode>;
   write?(path: Lwm2mPath, records: ResourceRecord[], mode: 'replace' | 'update'): Promise<'2.04' | ErrorCode>;
-  execute?(path: Lwm2mPath, args: string): Promise<'2.04' | ErrorCode>;
+  /** `args` as sent; `parsed` is the same list, already checked against Core §5.4.5. */
+  execute?(path: Lwm2mPath, args: string, parsed: ExecuteArgument[]): Promise<'2.04' | ErrorCode>;
   observe?(path: Lwm2mPath, start: boolean): Promise<ResourceRecord[] | ErrorCode | void>;
 }
 
@@ -460,7 +483,7 @@ export class Lwm2mClient extends EventEmitter {
         if (req.payload.length === 0 && req.query.length > 0) {
           // Write-Attributes: only on what exists, so that Discover shows what was accepted
           if (!this.present(path)) return exchange.respond({ code: '4.04' });
-          return exchange.respond({ code: this.attributes.write(path, req.query) ? '2.04' : '4.00' });
+          return exchange.respond({ code: this.attributes.write(path, req.query, this.isNumeric(path)) ? '2.04' : '4.00' });
         }
         return this.write(exchange, path, 'replace', bootstrapping);
       case 'POST':
@@ -610,6 +633,30 @@ export class Lwm2mClient extends EventEmitter {
     return this.presentResources(path.objectId, path.instanceId).includes(path.resourceId);
   }
 
+  /** Is `path` a numeric resource (or resource instance)? By its type, else by its current value. */
+  private isNumeric(path: Lwm2mPath): boolean {
+    if (path.resourceId === undefined || path.instanceId === undefined) return false;
+    const type = this.registry.resourceType(path.objectId, path.resourceId);
+    if (type !== undefined && type !== 'none') return type === 'integer' || type === 'unsigned' || type === 'float';
+    const values = this.objects.read(path);
+    return values.length > 0 && values.every((r) => typeof r.value === 'number');
+  }
+
+  /**
+   * A value the object model says is an Integer must be one: the codecs parse text/plain and
+   * SenML numbers as JavaScript numbers, so "12.5" would otherwise be stored in an Integer resource.
+   */
+  private badValue(records: ResourceRecord[]): string | undefined {
+    for (const { path, value } of records) {
+      const type = path.resourceId === undefined ? undefined : this.registry.resourceType(path.objectId, path.resourceId);
+      if (type !== 'integer' && type !== 'unsigned') continue;
+      if (typeof value !== 'number' || !Number.isSafeInteger(value) || (type === 'unsigned' && value < 0)) {
+        return `${formatPath(path)}: ${String(value)} is not ${type === 'unsigned' ? 'an unsigned integer' : 'an integer'}`;
+      }
+    }
+    return undefined;
+  }
+
   private decodeBody(exchange: Exchange, basePath: Lwm2mPath): ResourceRecord[] | undefined {
     const req = exchange.request;
     const format = req.contentFormat !== undefined ? formatName(req.contentFormat) : 'text';
@@ -617,12 +664,19 @@ export class Lwm2mClient extends EventEmitter {
       exchange.respond({ code: '4.15' });
       return undefined;
     }
+    let records: ResourceRecord[];
     try {
-      return decodeRecords(format, req.payload, { basePath, types: this.registry });
+      records = decodeRecords(format, req.payload, { basePath, types: this.registry });
     } catch (err) {
       exchange.respond({ code: '4.00', payload: Buffer.from(err instanceof DecodeError ? err.message : 'bad payload') });
       return undefined;
     }
+    const bad = this.badValue(records);
+    if (bad) {
+      exchange.respond({ code: '4.00', payload: Buffer.from(bad) });
+      return undefined;
+    }
+    return records;
   }
 
   private writable(path: Lwm2mPath, bootstrapping: boolean): boolean {
@@ -673,14 +727,16 @@ export class Lwm2mClient extends EventEmitter {
     const known = this.objects.exists({ objectId: path.objectId, instanceId: path.instanceId });
     if (!known && !this.handlers.execute) return exchange.respond({ code: '4.04' });
     const args = exchange.request.payload.toString('utf8');
+    const parsed = parseExecuteArguments(args);
+    if (!parsed) return exchange.respond({ code: '4.00', payload: Buffer.from("arguments must be digit[='value'] separated by commas") });
     if (this.handlers.execute && path.objectId > 1) {
-      const code = await this.handlers.execute(path, args);
+      const code = await this.handlers.execute(path, args, parsed);
       exchange.respond({ code });
       if (code !== '2.04') return;
     } else {
       exchange.respond({ code: '2.04' });
     }
-    this.emit('execute', formatPath(path), args);
+    this.emit('execute', formatPath(path), args, parsed);
     // after answering: the triggers of the Server object
     if (path.objectId === 1 && path.resourceId === 8) this.update({ objects: true }).catch((err: Error) => this.emit('warning', err));
     if (path.objectId === 1 && path.resourceId === 9) this.rebootstrap();
