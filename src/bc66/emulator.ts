@@ -177,6 +177,7 @@ export class Bc66Emulator extends EventEmitter {
     if (!instances) this.declared.set(obj, (instances = new Map()));
     instances.set(inst, [...new Set([...(instances.get(inst) ?? []), ...resources])]);
     this.client?.setInstance(obj, inst, {});
+    this.client?.declareResources(obj, inst, resources); // listed by Discover; values come from the host
     this.ok();
   }
 
@@ -201,7 +202,12 @@ export class Bc66Emulator extends EventEmitter {
     });
     client.on('warning', (err) => this.emit('warning', err));
     client.objects.setInstance(3, 0, { 0: 'Quectel', 1: 'BC66', 2: this.imei, 3: 'BC66NBR01A07', 11: { 0: 0 }, 16: 'UQ' });
-    for (const [obj, instances] of this.declared) for (const inst of instances.keys()) client.objects.setInstance(obj, inst, {});
+    for (const [obj, instances] of this.declared) {
+      for (const [inst, resources] of instances) {
+        client.objects.setInstance(obj, inst, {});
+        client.declareResources(obj, inst, resources);
+      }
+    }
     this.client = client;
     client.on('state', (state: string) => {
       if (state === 'registered' && !this.registered) {

@@ -92,10 +92,10 @@ describe('BC66 end to end over a pty (Node-RED, emulator, server)', function () 
     const written = await out.dWrite.next();
     assert.deepStrictEqual([written.path, written.payload], ['/3303/0/5750', 'greenhouse']);
 
-    helper.getNode('srvExec').receive({ payload: 'now' });
+    helper.getNode('srvExec').receive({ payload: "0='now'" }); // Core §5.4.5 argument syntax
     assert.strictEqual((await out.sExec.next()).code, '2.04');
     const executed = await out.dExec.next();
-    assert.deepStrictEqual([executed.path, executed.payload], ['/3303/0/5605', 'now']);
+    assert.deepStrictEqual([executed.path, executed.payload], ['/3303/0/5605', "0='now'"]);
 
     helper.getNode('srvObs').receive({});
     assert.strictEqual((await out.sObs.next((m) => m.topic === 'observe')).payload, 21.5);

@@ -15,27 +15,55 @@ export interface NotificationAttributes {
   epmax?: number;
 }
 
-const NAMES = ['pmin', 'pmax', 'gt', 'lt', 'st', 'epmin', 'epmax'] as const;
+/** The notification attributes this client knows, in the order of Core §5.1.2. */
+export const ATTRIBUTE_NAMES = ['pmin', 'pmax', 'gt', 'lt', 'st', 'epmin', 'epmax'] as const;
+const NAMES = ATTRIBUTE_NAMES;
+
+/** gt/lt/st: only for numeric resources (and their instances). */
+const THRESHOLDS: readonly (keyof NotificationAttributes)[] = ['gt', 'lt', 'st'];
+/** A decimal number as text ("10", "-2.5", "1e3"); Number() alone would also take "0x10" and " ". */
+const DECIMAL = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
+
+/** Core §5.1.2: pmin ≤ pmax, epmin ≤ epmax, lt < gt and lt + 2·st < gt when they are all set. */
+function consistent(a: NotificationAttributes): boolean {
+  if (a.pmin !== undefined && a.pmax !== undefined && a.pmin > a.pmax) return false;
+  if (a.epmin !== undefined && a.epmax !== undefined && a.epmin > a.epmax) return false;
+  if (a.lt !== undefined && a.gt !== undefined) {
+    if (a.lt >= a.gt) return false;
+    if (a.st !== undefined && a.lt + 2 * a.st >= a.gt) return false;
+  }
+  return true;
+}
 
 export class AttributeStore {
   private readonly byPath = new Map<string, NotificationAttributes>();
 
-  /** Applies a Write-Attributes query ("pmin=10", "st=0.5", "gt" alone removes gt). */
-  write(path: Lwm2mPath, query: string[]): boolean {
+  /**
+   * Applies a Write-Attributes query ("pmin=10", "st=0.5"; a name without a value, "gt", removes
+   * it). `numeric` says whether the target is a numeric resource: gt/lt/st apply only there
+   * (Core §5.1.2). Returns false, changing nothing, when the result would break §5.1.2's rules.
+   */
+  write(path: Lwm2mPath, query: string[], numeric: boolean): boolean {
     const key = formatPath(path);
     const attrs = { ...(this.byPath.get(key) ?? {}) };
     for (const entry of query) {
-      const [name, raw] = entry.split('=');
+      const eq = entry.indexOf('=');
+      const name = eq < 0 ? entry : entry.slice(0, eq);
+      const raw = eq < 0 ? undefined : entry.slice(eq + 1);
       if (!(NAMES as readonly string[]).includes(name)) return false;
+      const attr = name as keyof NotificationAttributes;
+      if (THRESHOLDS.includes(attr) && !numeric) return false;
       if (raw === undefined || raw === '') {
-        delete attrs[name as keyof NotificationAttributes];
+        delete attrs[attr];
         continue;
       }
+      if (!DECIMAL.test(raw)) return false;
       const n = Number(raw);
-      if (!Number.isFinite(n)) return false;
-      attrs[name as keyof NotificationAttributes] = n;
+      // periods are seconds and a step is a distance: none of them can be negative
+      if (attr !== 'gt' && attr !== 'lt' && n < 0) return false;
+      attrs[attr] = n;
     }
-    if (attrs.pmin !== undefined && attrs.pmax !== undefined && attrs.pmax < attrs.pmin) return false;
+    if (!consistent(attrs)) return false;
     this.byPath.set(key, attrs);
     return true;
   }

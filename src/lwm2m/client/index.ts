@@ -11,18 +11,41 @@ import {
 import { ObjectRegistry } from '../model';
 import { formatPath, parsePath, pathContains, pathDepth } from '../path';
 import { Lwm2mError, Lwm2mPath, ResourceRecord, ResourceValue, ValueTree } from '../types';
-import { AttributeStore, NotificationAttributes, passesThresholds } from './attributes';
+import { ATTRIBUTE_NAMES, AttributeStore, NotificationAttributes, passesThresholds } from './attributes';
 import { ObjectStore } from './object-store';
 
 export { ObjectStore } from './object-store';
 export { AttributeStore, NotificationAttributes } from './attributes';
+
+/** One argument of an Execute (Core §5.4.5): `3` or `3='value'`. */
+export interface ExecuteArgument {
+  digit: number;
+  value?: string;
+}
+
+/**
+ * One Execute argument, Core §5.4.5 ABNF: a digit, optionally ='value' whose characters are
+ * %x21 / %x23-26 / %x28-5B / %x5D-7E (printable ASCII but space, double quote, quote, backslash).
+ */
+const EXECUTE_ARGUMENT = String.raw`([0-9])(?:='([!#-&(-\[\]-~]*)')?`;
+const EXECUTE_ARGUMENTS = new RegExp(`^${EXECUTE_ARGUMENT}(?:,${EXECUTE_ARGUMENT})*$`);
+
+/** Parses an Execute payload; an empty one has no arguments. Undefined when the syntax is wrong. */
+export function parseExecuteArguments(text: string): ExecuteArgument[] | undefined {
+  if (text === '') return [];
+  if (!EXECUTE_ARGUMENTS.test(text)) return undefined;
+  // the whole list is valid and values hold no quote, so arguments match one after the other
+  return [...text.matchAll(new RegExp(`${EXECUTE_ARGUMENT}(?:,|$)`, 'g'))]
+    .map((m) => (m[2] === undefined ? { digit: Number(m[1]) } : { digit: Number(m[1]), value: m[2] }));
+}
 
 export type ErrorCode = '4.00' | '4.01' | '4.04' | '4.05' | '4.06' | '5.00';
 
 export interface DeviceHandlers {
   read?(path: Lwm2mPath): Promise<ResourceRecord[] | ErrorCode>;
   write?(path: Lwm2mPath, records: ResourceRecord[], mode: 'replace' | 'update'): Promise<'2.04' | ErrorCode>;
-  execute?(path: Lwm2mPath, args: string): Promise<'2.04' | ErrorCode>;
+  /** `args` as sent; `parsed` is the same list, already checked against Core §5.4.5. */
+  execute?(path: Lwm2mPath, args: string, parsed: ExecuteArgument[]): Promise<'2.04' | ErrorCode>;
   observe?(path: Lwm2mPath, start: boolean): Promise<ResourceRecord[] | ErrorCode | void>;
 }
 
@@ -40,10 +63,17 @@ export interface ClientOptions {
   requestTimeoutMs?: number;
   autoUpdate?: boolean;
   handlers?: DeviceHandlers;
-  /** Retry delays (ms) after a failed registration or bootstrap: [first, max]. */
+  /** Retry delays (ms) after a failed registration or bootstrap: [first, max]; doubles per failure, ±25 % jitter. */
   retryDelayMs?: [number, number];
   /** How long to wait for Bootstrap-Finish after the Bootstrap-Request. */
   bootstrapTimeoutMs?: number;
+  /**
+   * The one content format announced as `ct=` on `</>` at Register/Update, or null to announce none.
+   * Default: 110 (SenML JSON) for LwM2M 1.1+, none for 1.0 (TLV is the 1.0 default). Servers such as
+   * Wakaama parse `ct` as a single value and refuse the registration otherwise. The client still
+   * answers in every format it supports when a request names one with Accept.
+   */
+  advertisedFormat?: number | null;
 }
 
 export type ClientState = 'stopped' | 'bootstrapping' | 'registering' | 'registered' | 'deregistered' | 'error';
@@ -70,6 +100,8 @@ export class Lwm2mClient extends EventEmitter {
   private transport: CoapTransport;
   private handlers: DeviceHandlers;
   private readonly observations = new Set<ClientObservation>();
+  /** "objectId/instanceId" → resources declared present without a value here (declareResources). */
+  private readonly declared = new Map<string, Set<number>>();
   private location?: string[];
   private currentState: ClientState = 'stopped';
   private updateTimer?: NodeJS.Timeout;
@@ -86,7 +118,14 @@ export class Lwm2mClient extends EventEmitter {
     this.options = { lifetime: 86400, binding: 'U', lwm2mVersion: '1.1', ...options };
     this.registry = options.registry ?? ObjectRegistry.withBuiltins();
     this.handlers = options.handlers ?? {};
-    this.retryDelay = this.options.retryDelayMs?.[0] ?? 1000;
+    this.retryDelay = this.firstRetryDelay();
+    const advertised = this.options.advertisedFormat;
+    if (advertised !== undefined && advertised !== null) {
+      const name = formatName(advertised);
+      if (!name || !SUPPORTED_FORMATS.includes(name) || name === 'text' || name === 'opaque') {
+        throw new ClientError(`advertisedFormat ${advertised} is not a multi-value format this client supports`);
+      }
+    }
     this.transport = this.newTransport();
     this.installDefaultObjects();
   }
@@ -134,6 +173,7 @@ export class Lwm2mClient extends EventEmitter {
 
   deleteObject(objectId: number): void {
     this.objects.deleteObject(objectId);
+    for (const key of [...this.declared.keys()]) if (key.startsWith(`${objectId}/`)) this.declared.delete(key);
     if (this.currentState === 'registered') this.update({ objects: true }).catch((err: Error) => this.emit('warning', err));
   }
 
@@ -177,7 +217,8 @@ export class Lwm2mClient extends EventEmitter {
 
   async start(): Promise<void> {
     if (!this.transport.listening) await this.transport.open();
-    this.retryDelay = this.options.retryDelayMs?.[0] ?? 1000;
+    // the retry delay is not reset here: retries come through start() too, and resetting it
+    // made every retry wait the first delay. It resets after a registration and on stop().
     try {
       if (this.options.bootstrap && !this.serverAccount()) await this.bootstrap();
       await this.register();
@@ -187,10 +228,23 @@ export class Lwm2mClient extends EventEmitter {
     }
   }
 
+  private firstRetryDelay(): number {
+    return this.options.retryDelayMs?.[0] ?? 1000;
+  }
+
+  /**
+   * Exponential backoff: the base delay doubles after each failed attempt up to the configured
+   * maximum. Each wait is the base ±25 % (capped at the maximum), so devices that lost the server
+   * together (a server restart, a cell outage) spread out instead of retrying in lockstep. Not full
+   * jitter (0…base): with ±25 % the ranges of successive waits do not overlap (0.75·2b > 1.25·b),
+   * so waits really grow and never collapse to ~0.
+   */
   private scheduleRetry(): void {
     if (!this.transport.listening || this.retryTimer) return;
-    const delay = this.retryDelay;
-    this.retryDelay = Math.min(delay * 2, this.options.retryDelayMs?.[1] ?? 60000);
+    const max = this.options.retryDelayMs?.[1] ?? 60000;
+    const base = Math.min(this.retryDelay, max);
+    this.retryDelay = Math.min(base * 2, max);
+    const delay = Math.min(max, Math.round(base * (0.75 + Math.random() * 0.5)));
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       this.start().catch((err: Error) => this.emit('warning', err));
@@ -199,6 +253,7 @@ export class Lwm2mClient extends EventEmitter {
 
   async stop(): Promise<void> {
     this.clearTimers();
+    this.retryDelay = this.firstRetryDelay(); // a later start() begins a fresh backoff
     if (this.currentState === 'registered' && this.transport.listening) {
       await this.deregister().catch((err: Error) => this.emit('warning', err));
     }
@@ -244,8 +299,18 @@ export class Lwm2mClient extends EventEmitter {
     return query;
   }
 
+  /** The `ct` announced on `</>`: the configured one, else SenML JSON for 1.1+ and none for 1.0. */
+  private advertisedFormat(): number | undefined {
+    const configured = this.options.advertisedFormat;
+    if (configured !== undefined) return configured ?? undefined;
+    return this.options.lwm2mVersion === '1.0' ? undefined : FORMAT_CODES['senml-json'];
+  }
+
   private objectLinks(): string {
-    const links: Link[] = [{ uri: '/', params: { rt: 'oma.lwm2m', ct: this.options.lwm2mVersion === '1.0' ? '11542' : '60 110 112 11542 11543' } }];
+    const root: Record<string, string> = { rt: 'oma.lwm2m' };
+    const ct = this.advertisedFormat();
+    if (ct !== undefined) root.ct = String(ct);
+    const links: Link[] = [{ uri: '/', params: root }];
     for (const objectId of this.objects.objectIds()) {
       if (objectId === 0 || objectId === 21) continue; // Security and OSCORE are never announced
       const version = this.registry.get(objectId)?.version;
@@ -277,7 +342,7 @@ export class Lwm2mClient extends EventEmitter {
       throw new ClientError(`registration refused: ${response.code} ${response.payload.toString('utf8')}`);
     }
     this.location = response.locationPath;
-    this.retryDelay = this.options.retryDelayMs?.[0] ?? 1000;
+    this.retryDelay = this.firstRetryDelay(); // only a registration ends the backoff
     this.setState('registered');
     this.scheduleUpdate(account.lifetime);
     this.emit('registered', this.registrationLocation);
@@ -416,7 +481,9 @@ export class Lwm2mClient extends EventEmitter {
       case 'PUT':
         if (!path) return exchange.respond({ code: '4.05' });
         if (req.payload.length === 0 && req.query.length > 0) {
-          return exchange.respond({ code: this.attributes.write(path, req.query) ? '2.04' : '4.00' });
+          // Write-Attributes: only on what exists, so that Discover shows what was accepted
+          if (!this.present(path)) return exchange.respond({ code: '4.04' });
+          return exchange.respond({ code: this.attributes.write(path, req.query, this.isNumeric(path)) ? '2.04' : '4.00' });
         }
         return this.write(exchange, path, 'replace', bootstrapping);
       case 'POST':
@@ -503,25 +570,91 @@ export class Lwm2mClient extends EventEmitter {
       return exchange.respond({ code: '2.05', contentFormat: FORMAT_CODES['link-format'], payload: Buffer.from(formatLinkFormat(links)) });
     }
     if (bootstrapping && path.instanceId !== undefined) return exchange.respond({ code: '4.00' });
-    if (!this.objects.exists(path) && !(pathDepth(path) === 1 && this.registry.get(path.objectId))) return exchange.respond({ code: '4.04' });
-    const withAttrs = (p: Lwm2mPath): Record<string, string> => Object.fromEntries(Object.entries(this.attributes.get(p)).map(([k, v]) => [k, String(v)]));
-    const objectPath = { objectId: path.objectId };
+    if (pathDepth(path) === 4) return exchange.respond({ code: '4.00', payload: Buffer.from('Discover targets an object, instance or resource') });
+    if (!this.present(path)) return exchange.respond({ code: '4.04' });
+    const own = (p: Lwm2mPath): Record<string, string> => attributeParams(this.attributes.get(p));
+    const dim = (i: number, rid: number): Record<string, string> => {
+      const slot = this.objects.instance(path.objectId, i)?.get(rid);
+      if (slot instanceof Map) return { dim: String(slot.size) };
+      return this.registry.isMultiple(path.objectId, rid) ? { dim: '0' } : {};
+    };
+    if (pathDepth(path) === 3) {
+      // a resource: its dim and the attributes in force for it, inherited from instance and object
+      // levels (Core §5.4.2: </3/0/7>;dim=8;pmin=10;pmax=60;gt=50;lt=42.2)
+      const params = { ...dim(path.instanceId!, path.resourceId!), ...attributeParams(this.attributes.effective(path, {})) };
+      return exchange.respond({ code: '2.05', contentFormat: FORMAT_CODES['link-format'], payload: Buffer.from(formatLinkFormat([{ uri: formatPath(path), params }])) });
+    }
+    // an object or an instance: the object (with its version), its instances and every resource
+    // each instance has, with the attributes attached at each level
     if (pathDepth(path) === 1) {
       const version = this.registry.get(path.objectId)?.version;
-      links.push({ uri: `/${path.objectId}`, params: { ...(version && version !== '1.0' ? { ver: version } : {}), ...withAttrs(objectPath) } });
+      links.push({ uri: `/${path.objectId}`, params: { ...(version && version !== '1.0' ? { ver: version } : {}), ...own({ objectId: path.objectId }) } });
     }
     for (const i of this.objects.instanceIds(path.objectId)) {
       if (path.instanceId !== undefined && i !== path.instanceId) continue;
       const instPath = { objectId: path.objectId, instanceId: i };
-      if (pathDepth(path) <= 2) links.push({ uri: `/${path.objectId}/${i}`, params: withAttrs(instPath) });
-      for (const [rid, slot] of this.objects.instance(path.objectId, i)!) {
-        if (path.resourceId !== undefined && rid !== path.resourceId) continue;
-        const params: Record<string, string> = withAttrs({ ...instPath, resourceId: rid });
-        if (slot instanceof Map) params.dim = String(slot.size);
-        links.push({ uri: `/${path.objectId}/${i}/${rid}`, params });
+      links.push({ uri: `/${path.objectId}/${i}`, params: own(instPath) });
+      for (const rid of this.presentResources(path.objectId, i)) {
+        links.push({ uri: `/${path.objectId}/${i}/${rid}`, params: { ...dim(i, rid), ...own({ ...instPath, resourceId: rid }) } });
       }
     }
     exchange.respond({ code: '2.05', contentFormat: FORMAT_CODES['link-format'], payload: Buffer.from(formatLinkFormat(links)) });
+  }
+
+  /**
+   * The resources an instance has: those holding a value, those declared with declareResources()
+   * (the BC66 emulator's AT+QLWADDOBJ list, whose values live on the serial host), and the
+   * executable resources this client implements itself.
+   */
+  presentResources(objectId: number, instanceId: number): number[] {
+    const inst = this.objects.instance(objectId, instanceId);
+    if (!inst) return [];
+    const ids = new Set<number>(inst.keys());
+    for (const rid of this.declared.get(`${objectId}/${instanceId}`) ?? []) ids.add(rid);
+    if (objectId === 1) {
+      ids.add(8); // Registration Update Trigger
+      if (this.options.bootstrap) ids.add(9); // Bootstrap-Request Trigger
+    }
+    if (objectId === 3) ids.add(4); // Reboot (mandatory; acknowledged)
+    return [...ids].sort((a, b) => a - b);
+  }
+
+  /** Declares resources of an instance as present though their values are not held here. */
+  declareResources(objectId: number, instanceId: number, resourceIds: number[]): void {
+    const key = `${objectId}/${instanceId}`;
+    this.declared.set(key, new Set([...(this.declared.get(key) ?? []), ...resourceIds]));
+  }
+
+  /** Does `path` name something this client has (for Discover and Write-Attributes)? */
+  private present(path: Lwm2mPath): boolean {
+    if (path.instanceId === undefined) return this.objects.hasObject(path.objectId) || this.registry.get(path.objectId) !== undefined;
+    if (path.resourceId === undefined) return this.objects.exists(path);
+    if (path.resourceInstanceId !== undefined) return this.objects.exists(path);
+    return this.presentResources(path.objectId, path.instanceId).includes(path.resourceId);
+  }
+
+  /** Is `path` a numeric resource (or resource instance)? By its type, else by its current value. */
+  private isNumeric(path: Lwm2mPath): boolean {
+    if (path.resourceId === undefined || path.instanceId === undefined) return false;
+    const type = this.registry.resourceType(path.objectId, path.resourceId);
+    if (type !== undefined && type !== 'none') return type === 'integer' || type === 'unsigned' || type === 'float';
+    const values = this.objects.read(path);
+    return values.length > 0 && values.every((r) => typeof r.value === 'number');
+  }
+
+  /**
+   * A value the object model says is an Integer must be one: the codecs parse text/plain and
+   * SenML numbers as JavaScript numbers, so "12.5" would otherwise be stored in an Integer resource.
+   */
+  private badValue(records: ResourceRecord[]): string | undefined {
+    for (const { path, value } of records) {
+      const type = path.resourceId === undefined ? undefined : this.registry.resourceType(path.objectId, path.resourceId);
+      if (type !== 'integer' && type !== 'unsigned') continue;
+      if (typeof value !== 'number' || !Number.isSafeInteger(value) || (type === 'unsigned' && value < 0)) {
+        return `${formatPath(path)}: ${String(value)} is not ${type === 'unsigned' ? 'an unsigned integer' : 'an integer'}`;
+      }
+    }
+    return undefined;
   }
 
   private decodeBody(exchange: Exchange, basePath: Lwm2mPath): ResourceRecord[] | undefined {
@@ -531,12 +664,19 @@ export class Lwm2mClient extends EventEmitter {
       exchange.respond({ code: '4.15' });
       return undefined;
     }
+    let records: ResourceRecord[];
     try {
-      return decodeRecords(format, req.payload, { basePath, types: this.registry });
+      records = decodeRecords(format, req.payload, { basePath, types: this.registry });
     } catch (err) {
       exchange.respond({ code: '4.00', payload: Buffer.from(err instanceof DecodeError ? err.message : 'bad payload') });
       return undefined;
     }
+    const bad = this.badValue(records);
+    if (bad) {
+      exchange.respond({ code: '4.00', payload: Buffer.from(bad) });
+      return undefined;
+    }
+    return records;
   }
 
   private writable(path: Lwm2mPath, bootstrapping: boolean): boolean {
@@ -587,14 +727,16 @@ export class Lwm2mClient extends EventEmitter {
     const known = this.objects.exists({ objectId: path.objectId, instanceId: path.instanceId });
     if (!known && !this.handlers.execute) return exchange.respond({ code: '4.04' });
     const args = exchange.request.payload.toString('utf8');
+    const parsed = parseExecuteArguments(args);
+    if (!parsed) return exchange.respond({ code: '4.00', payload: Buffer.from("arguments must be digit[='value'] separated by commas") });
     if (this.handlers.execute && path.objectId > 1) {
-      const code = await this.handlers.execute(path, args);
+      const code = await this.handlers.execute(path, args, parsed);
       exchange.respond({ code });
       if (code !== '2.04') return;
     } else {
       exchange.respond({ code: '2.04' });
     }
-    this.emit('execute', formatPath(path), args);
+    this.emit('execute', formatPath(path), args, parsed);
     // after answering: the triggers of the Server object
     if (path.objectId === 1 && path.resourceId === 8) this.update({ objects: true }).catch((err: Error) => this.emit('warning', err));
     if (path.objectId === 1 && path.resourceId === 9) this.rebootstrap();
@@ -653,6 +795,7 @@ export class Lwm2mClient extends EventEmitter {
       return exchange.respond({ code: '4.05' });
     }
     if (!this.objects.deleteInstance(path.objectId, path.instanceId!)) return exchange.respond({ code: '4.04' });
+    this.declared.delete(`${path.objectId}/${path.instanceId}`);
     exchange.respond({ code: '2.02' });
     this.emit('delete', formatPath(path));
     if (this.location) this.update({ objects: true }).catch((err: Error) => this.emit('warning', err));
@@ -760,6 +903,13 @@ export class Lwm2mClient extends EventEmitter {
     const results = await Promise.all(targets.map((o) => this.sendNotification(o, records && !o.composite && o.paths.every((p) => pathContains(parsed, p) || pathContains(p, parsed)) ? records : undefined, confirmable)));
     return { observed: true, delivered: results.some(Boolean) };
   }
+}
+
+/** Attributes as link parameters, in the order of Core §5.1.2. */
+function attributeParams(attrs: NotificationAttributes): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of ATTRIBUTE_NAMES) if (attrs[k] !== undefined) out[k] = String(attrs[k]);
+  return out;
 }
 
 function hostForUri(host: string): string {
