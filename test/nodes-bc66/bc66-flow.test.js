@@ -22,7 +22,7 @@ function flow(port, hostLink, mode = 'direct', answer = 'values') {
   const outs = ['sReg', 'sRead', 'sWrite', 'sExec', 'sObs', 'dReg', 'dWrite', 'dExec', 'dObs', 'dRead', 'bsOut'];
   return [
     { id: 'f1', type: 'tab' },
-    { id: 'srv', type: 'lwm2m-server', address: '127.0.0.1', port, timeout: 4, bootstrap: mode === 'bootstrap' },
+    { id: 'srv', type: 'lwm2m-server', address: '127.0.0.1', port, timeout: 8, bootstrap: mode === 'bootstrap' },
     { id: 'modem', type: 'lwm2m-bc66', serialPort: hostLink, baudRate: 115200, endpoint: '', serverHost: '127.0.0.1', serverPort: port,
       mode, lifetime: 300, security: 'nosec', objects: '3303/0: 5700, 5701, 5750, 5605', autoRegister: true },
     // server side
@@ -141,7 +141,7 @@ describe('BC66 end to end over a pty (Node-RED, emulator, server)', function () 
     assert.strictEqual(request.path, '/3303/0/5700');
     helper.getNode('devRead').receive({ lwm2m: { requestId: request.lwm2m.requestId }, payload: 19.25 });
     assert.strictEqual((await out.sRead.next()).payload, 19.25);
-    // a read nobody answers gets 4.04 after the flow's answer time
+    // a read nobody answers gets 4.04 after the flow's answer time (4 s, well inside the server's 8 s)
     helper.getNode('srvRead').receive({ path: '/3303/0/5701' });
     await out.dRead.next();
     const srvCatch = await new Promise((resolve) => {
