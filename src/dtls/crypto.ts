@@ -1,0 +1,129 @@
+/**
+ * The cryptography of DTLS 1.2 on Node's crypto: the TLS 1.2 PRF (RFC 5246 §5, SHA-256), and
+ * record protection for the two cipher families LwM2M uses — AEAD AES-128-CCM-8 (RFC 6655) and
+ * AES-128-CBC with HMAC-SHA256, MAC-then-encrypt (RFC 5246 §6.2.3.2).
+ */
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, timingSafeEqual } from 'crypto';
+
+export function hmacSha256(key: Buffer, ...data: Buffer[]): Buffer {
+  const h = createHmac('sha256', key);
+  for (const d of data) h.update(d);
+  return h.digest();
+}
+
+export function sha256(...data: Buffer[]): Buffer {
+  const h = createHash('sha256');
+  for (const d of data) h.update(d);
+  return h.digest();
+}
+
+/** PRF(secret, label, seed) = P_SHA256(secret, label + seed), `length` bytes. */
+export function prf(secret: Buffer, label: string, seed: Buffer, length: number): Buffer {
+  const labelSeed = Buffer.concat([Buffer.from(label, 'ascii'), seed]);
+  const out: Buffer[] = [];
+  let total = 0;
+  let a: Buffer = labelSeed;
+  while (total < length) {
+    a = hmacSha256(secret, a);
+    const block = hmacSha256(secret, a, labelSeed);
+    out.push(block);
+    total += block.length;
+  }
+  return Buffer.concat(out, total).subarray(0, length);
+}
+
+/** What protects (and checks) the records of one direction of one epoch. */
+export interface RecordProtection {
+  /** Bytes a protected record adds to the plaintext at most. */
+  readonly overhead: number;
+  /** `sequence` is the 8-byte epoch‖sequence number; `header` is type‖version (3 bytes). */
+  seal(sequence: Buffer, header: Buffer, plaintext: Buffer): Buffer;
+  /** Undefined when the record does not authenticate. */
+  open(sequence: Buffer, header: Buffer, fragment: Buffer): Buffer | undefined;
+}
+
+function additionalData(sequence: Buffer, header: Buffer, length: number): Buffer {
+  const aad = Buffer.allocUnsafe(13);
+  sequence.copy(aad, 0);
+  header.copy(aad, 8);
+  aad.writeUInt16BE(length, 11);
+  return aad;
+}
+
+const CCM_TAG = 8;
+
+/** AES-128-CCM-8: nonce = 4-byte implicit IV ‖ 8-byte explicit nonce (the record's epoch‖sequence). */
+export class Ccm8Protection implements RecordProtection {
+  readonly overhead = 8 + CCM_TAG;
+
+  constructor(private readonly key: Buffer, private readonly salt: Buffer) {}
+
+  seal(sequence: Buffer, header: Buffer, plaintext: Buffer): Buffer {
+    const nonce = Buffer.concat([this.salt, sequence]);
+    const cipher = createCipheriv('aes-128-ccm', this.key, nonce, { authTagLength: CCM_TAG });
+    cipher.setAAD(additionalData(sequence, header, plaintext.length), { plaintextLength: plaintext.length });
+    const body = cipher.update(plaintext);
+    cipher.final();
+    return Buffer.concat([sequence, body, cipher.getAuthTag()]);
+  }
+
+  open(sequence: Buffer, header: Buffer, fragment: Buffer): Buffer | undefined {
+    if (fragment.length < this.overhead) return undefined;
+    const explicit = fragment.subarray(0, 8);
+    const body = fragment.subarray(8, fragment.length - CCM_TAG);
+    const tag = fragment.subarray(fragment.length - CCM_TAG);
+    try {
+      const decipher = createDecipheriv('aes-128-ccm', this.key, Buffer.concat([this.salt, explicit]), { authTagLength: CCM_TAG });
+      decipher.setAuthTag(tag);
+      decipher.setAAD(additionalData(sequence, header, body.length), { plaintextLength: body.length });
+      const plain = decipher.update(body);
+      decipher.final();
+      return plain;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+const BLOCK = 16;
+const MAC = 32;
+
+/** AES-128-CBC + HMAC-SHA256, MAC-then-encrypt, explicit IV per record. */
+export class CbcSha256Protection implements RecordProtection {
+  readonly overhead = BLOCK + MAC + BLOCK;
+
+  constructor(private readonly key: Buffer, private readonly macKey: Buffer) {}
+
+  seal(sequence: Buffer, header: Buffer, plaintext: Buffer): Buffer {
+    const mac = hmacSha256(this.macKey, additionalData(sequence, header, plaintext.length), plaintext);
+    const unpadded = plaintext.length + MAC + 1;
+    const pad = (BLOCK - (unpadded % BLOCK)) % BLOCK;
+    const padding = Buffer.alloc(pad + 1, pad);
+    const iv = randomBytes(BLOCK);
+    const cipher = createCipheriv('aes-128-cbc', this.key, iv);
+    cipher.setAutoPadding(false);
+    return Buffer.concat([iv, cipher.update(Buffer.concat([plaintext, mac, padding])), cipher.final()]);
+  }
+
+  open(sequence: Buffer, header: Buffer, fragment: Buffer): Buffer | undefined {
+    if (fragment.length < BLOCK + MAC + BLOCK || fragment.length % BLOCK !== 0) return undefined;
+    let plain: Buffer;
+    try {
+      const decipher = createDecipheriv('aes-128-cbc', this.key, fragment.subarray(0, BLOCK));
+      decipher.setAutoPadding(false);
+      plain = Buffer.concat([decipher.update(fragment.subarray(BLOCK)), decipher.final()]);
+    } catch {
+      return undefined;
+    }
+    // check padding and MAC without an early exit on the padding (Lucky 13: same work either way)
+    const pad = plain[plain.length - 1];
+    let good = pad + 1 + MAC <= plain.length ? 1 : 0;
+    const padLength = good ? pad : 0;
+    for (let i = plain.length - 1 - padLength; i < plain.length; i++) good &= plain[i] === pad ? 1 : 0;
+    const contentLength = plain.length - 1 - padLength - MAC;
+    const content = plain.subarray(0, contentLength);
+    const expected = hmacSha256(this.macKey, additionalData(sequence, header, contentLength), content);
+    const macOk = timingSafeEqual(expected, plain.subarray(contentLength, contentLength + MAC));
+    return good && macOk ? content : undefined;
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * DTLS 1.2 handshake messages (RFC 6347 §4.2, RFC 5246 §7.4, RFC 4279 for PSK): the 12-byte
+ * handshake header with fragment fields, and the bodies this implementation sends and reads.
+ */
+import { Reader, u16, u24, u8, vector } from './wire';
+
+export const enum HandshakeType {
+  HelloRequest = 0, ClientHello = 1, ServerHello = 2, HelloVerifyRequest = 3, Certificate = 11, ServerKeyExchange = 12,
+  CertificateRequest = 13, ServerHelloDone = 14, CertificateVerify = 15, ClientKeyExchange = 16, Finished = 20,
+}
+
+export const enum ExtensionType {
+  ExtendedMasterSecret = 23, RenegotiationInfo = 0xff01, EncryptThenMac = 22,
+}
+
+/** TLS_EMPTY_RENEGOTIATION_INFO_SCSV: a client's way of saying it renegotiates securely (RFC 5746). */
+export const EMPTY_RENEGOTIATION_INFO_SCSV = 0x00ff;
+
+export const HANDSHAKE_HEADER = 12;
+
+export interface HandshakeFragment {
+  type: number;
+  length: number;
+  messageSeq: number;
+  fragmentOffset: number;
+  body: Buffer;
+}
+
+export function parseHandshakeFragments(fragment: Buffer): HandshakeFragment[] {
+  const out: HandshakeFragment[] = [];
+  const r = new Reader(fragment);
+  while (r.left > 0) {
+    const type = r.u8();
+    const length = r.u24();
+    const messageSeq = r.u16();
+    const fragmentOffset = r.u24();
+    const body = r.vector(3);
+    out.push({ type, length, messageSeq, fragmentOffset, body });
+  }
+  return out;
+}
+
+/** A whole handshake message as one fragment (also its form in the Finished hash, §4.2.6). */
+export function handshakeMessage(type: number, messageSeq: number, body: Buffer): Buffer {
+  return Buffer.concat([u8(type), u24(body.length), u16(messageSeq), u24(0), u24(body.length), body]);
+}
+
+/** Splits a whole handshake message into fragments that fit `maxBody` bytes each. */
+export function fragmentMessage(message: Buffer, maxBody: number): Buffer[] {
+  const body = message.subarray(HANDSHAKE_HEADER);
+  if (body.length <= maxBody) return [message];
+  const out: Buffer[] = [];
+  for (let offset = 0; offset < body.length; offset += maxBody) {
+    const part = body.subarray(offset, offset + maxBody);
+    out.push(Buffer.concat([message.subarray(0, 6), u24(offset), u24(part.length), part]));
+  }
+  return out;
+}
+
+export interface Extension {
+  type: number;
+  data: Buffer;
+}
+
+function parseExtensions(r: Reader): Extension[] {
+  if (r.left === 0) return [];
+  const block = new Reader(r.vector(2));
+  const out: Extension[] = [];
+  while (block.left > 0) out.push({ type: block.u16(), data: block.vector(2) });
+  return out;
+}
+
+function encodeExtensions(extensions: Extension[]): Buffer {
+  if (extensions.length === 0) return Buffer.alloc(0);
+  return vector(2, Buffer.concat(extensions.map((e) => Buffer.concat([u16(e.type), vector(2, e.data)]))));
+}
+
+export interface ClientHello {
+  version: number;
+  random: Buffer;
+  sessionId: Buffer;
+  cookie: Buffer;
+  cipherSuites: number[];
+  compressionMethods: Buffer;
+  extensions: Extension[];
+}
+
+export function parseClientHello(body: Buffer): ClientHello {
+  const r = new Reader(body);
+  const version = r.u16();
+  const random = r.bytes(32);
+  const sessionId = r.vector(1, 32);
+  const cookie = r.vector(1, 255);
+  const suites = new Reader(r.vector(2));
+  const cipherSuites: number[] = [];
+  while (suites.left >= 2) cipherSuites.push(suites.u16());
+  const compressionMethods = r.vector(1);
+  return { version, random, sessionId, cookie, cipherSuites, compressionMethods, extensions: parseExtensions(r) };
+}
+
+export function encodeClientHello(h: ClientHello): Buffer {
+  return Buffer.concat([
+    u16(h.version), h.random, vector(1, h.sessionId), vector(1, h.cookie),
+    vector(2, Buffer.concat(h.cipherSuites.map(u16))), vector(1, h.compressionMethods), encodeExtensions(h.extensions),
+  ]);
+}
+
+export interface ServerHello {
+  version: number;
+  random: Buffer;
+  sessionId: Buffer;
+  cipherSuite: number;
+  compressionMethod: number;
+  extensions: Extension[];
+}
+
+export function parseServerHello(body: Buffer): ServerHello {
+  const r = new Reader(body);
+  const version = r.u16();
+  const random = r.bytes(32);
+  const sessionId = r.vector(1, 32);
+  const cipherSuite = r.u16();
+  const compressionMethod = r.u8();
+  return { version, random, sessionId, cipherSuite, compressionMethod, extensions: parseExtensions(r) };
+}
+
+export function encodeServerHello(h: ServerHello): Buffer {
+  return Buffer.concat([u16(h.version), h.random, vector(1, h.sessionId), u16(h.cipherSuite), u8(h.compressionMethod), encodeExtensions(h.extensions)]);
+}
+
+export function parseHelloVerifyRequest(body: Buffer): { version: number; cookie: Buffer } {
+  const r = new Reader(body);
+  return { version: r.u16(), cookie: r.vector(1, 255) };
+}
+
+export function encodeHelloVerifyRequest(version: number, cookie: Buffer): Buffer {
+  return Buffer.concat([u16(version), vector(1, cookie)]);
+}
+
+/** PSK ServerKeyExchange (hint) and ClientKeyExchange (identity), RFC 4279 §2. */
+export function parsePskIdentity(body: Buffer): Buffer {
+  return new Reader(body).vector(2);
+}
+
+export function encodePskIdentity(identity: Buffer): Buffer {
+  return vector(2, identity);
+}
+
+export function hasExtension(extensions: Extension[], type: number): boolean {
+  return extensions.some((e) => e.type === type);
+}

@@ -1,0 +1,82 @@
+/**
+ * RFC 6347 §4.1 records: 13-byte header (type, version, epoch, 48-bit sequence number, length),
+ * several records per datagram, and the 64-record anti-replay window of §4.1.2.6.
+ */
+import { Reader, WireError } from './wire';
+
+export const enum ContentType { ChangeCipherSpec = 20, Alert = 21, Handshake = 22, ApplicationData = 23 }
+
+export const DTLS_1_2 = 0xfefd;
+export const DTLS_1_0 = 0xfeff;
+export const RECORD_HEADER = 13;
+
+export interface DtlsRecord {
+  type: number;
+  version: number;
+  epoch: number;
+  sequence: number;
+  fragment: Buffer;
+}
+
+/** The records of one datagram; parsing stops at the first malformed one (the rest is dropped, §4.1.2.7). */
+export function parseRecords(datagram: Buffer): DtlsRecord[] {
+  const records: DtlsRecord[] = [];
+  const r = new Reader(datagram);
+  try {
+    while (r.left >= RECORD_HEADER) {
+      const type = r.u8();
+      const version = r.u16();
+      const epoch = r.u16();
+      const sequence = r.u48();
+      const fragment = r.vector(2);
+      if (type < 20 || type > 25 || (version >> 8) !== 0xfe) break;
+      records.push({ type, version, epoch, sequence, fragment });
+    }
+  } catch (err) {
+    if (!(err instanceof WireError)) throw err;
+  }
+  return records;
+}
+
+/** epoch ‖ sequence as the 8 bytes the MAC and AEAD nonce use. */
+export function sequenceBytes(epoch: number, sequence: number): Buffer {
+  const b = Buffer.allocUnsafe(8);
+  b.writeUInt16BE(epoch, 0);
+  b.writeUIntBE(sequence, 2, 6);
+  return b;
+}
+
+export function recordHeader(type: number, version: number, epoch: number, sequence: number, length: number): Buffer {
+  const b = Buffer.allocUnsafe(RECORD_HEADER);
+  b[0] = type;
+  b.writeUInt16BE(version, 1);
+  b.writeUInt16BE(epoch, 3);
+  b.writeUIntBE(sequence, 5, 6);
+  b.writeUInt16BE(length, 11);
+  return b;
+}
+
+/** §4.1.2.6: a record is accepted once; records older than the 64 newest are refused. */
+export class ReplayWindow {
+  private highest = -1;
+  private bitmap = 0n;
+
+  /** Whether the sequence number may be processed (it is not marked yet). */
+  fresh(sequence: number): boolean {
+    if (sequence > this.highest) return true;
+    const behind = this.highest - sequence;
+    if (behind >= 64) return false;
+    return (this.bitmap & (1n << BigInt(behind))) === 0n;
+  }
+
+  /** Marks a sequence number seen (after its record authenticated). */
+  mark(sequence: number): void {
+    if (sequence > this.highest) {
+      const shift = sequence - this.highest;
+      this.bitmap = shift >= 64 ? 1n : ((this.bitmap << BigInt(shift)) | 1n) & 0xffffffffffffffffn;
+      this.highest = sequence;
+    } else {
+      this.bitmap |= 1n << BigInt(this.highest - sequence);
+    }
+  }
+}
