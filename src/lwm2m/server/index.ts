@@ -438,11 +438,17 @@ export class Lwm2mServer extends EventEmitter {
     if (this.options.defaultFormat) return this.options.defaultFormat;
     const advertised = registration.supportedFormats;
     if (registration.lwm2mVersion === '1.0') {
-      return advertised.includes(FORMAT_CODES['oma-json']) && !advertised.includes(FORMAT_CODES.tlv) ? 'oma-json' : 'tlv';
+      const json = advertised.includes(FORMAT_CODES['oma-json']) || advertised.includes(1543);
+      const tlv = advertised.includes(FORMAT_CODES.tlv) || advertised.includes(1542);
+      return json && !tlv ? 'oma-json' : 'tlv';
     }
-    for (const name of ['senml-cbor', 'senml-json', 'lwm2m-cbor', 'tlv'] as FormatName[]) {
+    // LwM2M 1.1+: the first of these the device advertised in `</>;ct=` (1.0's JSON last, and also its
+    // pre-registration code 1543)
+    for (const name of ['senml-cbor', 'senml-json', 'lwm2m-cbor', 'tlv', 'oma-json'] as FormatName[]) {
       if (advertised.includes(FORMAT_CODES[name])) return name;
     }
+    if (advertised.includes(1542)) return 'tlv';
+    if (advertised.includes(1543)) return 'oma-json';
     return 'senml-cbor';
   }
 
@@ -481,7 +487,9 @@ export class Lwm2mServer extends EventEmitter {
     const name = requested !== undefined && requested !== '' && requested !== 'auto' ? toFormatName(requested) : undefined;
     if (name === 'senml-json' || name === 'senml-cbor' || name === 'lwm2m-cbor') return name;
     if (name) throw new Lwm2mError(`composite operations need senml-json, senml-cbor or lwm2m-cbor, not ${name}`);
-    if (registration.supportedFormats.includes(FORMAT_CODES['senml-json']) && !registration.supportedFormats.includes(FORMAT_CODES['senml-cbor'])) return 'senml-json';
+    for (const candidate of ['senml-cbor', 'senml-json', 'lwm2m-cbor'] as const) {
+      if (registration.supportedFormats.includes(FORMAT_CODES[candidate])) return candidate;
+    }
     return 'senml-cbor';
   }
 

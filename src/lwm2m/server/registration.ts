@@ -82,13 +82,13 @@ export function parseObjectLinks(text: string): ParsedObjects {
   let supportedFormats: number[] = [];
   const objects: RegisteredObject[] = [];
   const root = links.find((l) => l.params.rt === 'oma.lwm2m');
-  if (root) {
-    rootPath = root.uri.endsWith('/') ? root.uri : `${root.uri}/`;
-    const ct = root.params.ct;
-    if (typeof ct === 'string') supportedFormats = ct.split(/\s+/).filter(Boolean).map(Number).filter((n) => Number.isInteger(n));
-  }
+  if (root) rootPath = root.uri.endsWith('/') ? root.uri : `${root.uri}/`;
+  // the formats may come on the root link without rt="oma.lwm2m" (`</>;ct=110`): rt only matters
+  // for an alternate root path
+  const formatLink = root ?? links.find((l) => l.uri === '/' && l.params.ct !== undefined);
+  if (formatLink) supportedFormats = parseContentFormats(formatLink.params.ct);
   for (const link of links) {
-    if (link === root) continue;
+    if (link === root || link === formatLink) continue;
     if (!link.uri.startsWith(rootPath)) continue; // links outside the LwM2M root are not objects
     const rest = link.uri.slice(rootPath.length);
     const m = /^(\d{1,5})(?:\/(\d{1,5}))?$/.exec(rest);
@@ -104,6 +104,17 @@ export function parseObjectLinks(text: string): ParsedObjects {
   return { rootPath, objects, supportedFormats };
 }
 
+/** `ct=110`, `ct="60 110 112"` (a quoted space-separated list), or nothing. */
+export function parseContentFormats(ct: string | true | undefined): number[] {
+  if (typeof ct !== 'string') return [];
+  const out: number[] = [];
+  for (const part of ct.split(/[\s,]+/)) {
+    if (!/^\d{1,5}$/.test(part)) continue;
+    const code = Number(part);
+    if (code <= 65535 && !out.includes(code)) out.push(code);
+  }
+  return out;
+}
 
 export function parseRegisterQuery(query: string[], minLifetime: number): RegisterParams {
   const q = parseQuery(query);

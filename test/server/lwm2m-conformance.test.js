@@ -1,0 +1,114 @@
+'use strict';
+// LwM2M conformance details of the server core, driven by raw CoAP from a second transport that
+// plays the device: format negotiation, registration codes, queue mode, bootstrap sessions,
+// composite observation cancel, write-attributes checks and Send time stamps.
+const assert = require('assert');
+const { CoapTransport } = require('../../dist/lwm2m/coap/transport');
+const { Lwm2mServer } = require('../../dist/lwm2m/server');
+const { encodeRecords, decodeRecords, decodePathList } = require('../../dist/lwm2m/content');
+const { nextEvent, delay } = require('../helpers');
+
+describe('LwM2M server conformance', function () {
+  this.timeout(15000);
+  let server;
+  let device;
+  let serverPeer;
+  const opened = [];
+
+  async function newDevice(handler = (ex) => ex.respond({ code: '4.04' })) {
+    const t = new CoapTransport({ address: '127.0.0.1', requestTimeoutMs: 2000 });
+    t.setHandler(handler);
+    await t.open();
+    opened.push(t);
+    return t;
+  }
+
+  function register(t, query, payload, contentFormat = 40) {
+    return t.request(serverPeer, { method: 'POST', path: '/rd', query, contentFormat, payload: Buffer.from(payload) });
+  }
+
+  /** Makes the device answer every request with `answer(request)` and records the requests. */
+  function answering(t, answer) {
+    const seen = [];
+    t.setHandler((ex) => {
+      seen.push(ex.request);
+      ex.respond(answer(ex.request));
+    });
+    return seen;
+  }
+
+  beforeEach(async () => {
+    server = new Lwm2mServer({ port: 0, address: '127.0.0.1', requestTimeoutMs: 1000, queueAwakeMs: 200, expiryGraceMs: 0 });
+    server.on('warning', () => {});
+    await server.start();
+    serverPeer = server.address();
+    device = await newDevice();
+  });
+
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((t) => t.close()));
+    await server.stop();
+  });
+
+  describe('A. supported formats from the registration', () => {
+    it('takes ct from a root link without rt="oma.lwm2m"', async () => {
+      assert.strictEqual((await register(device, ['ep=a', 'lwm2m=1.1'], '</>;ct=110,</3/0>')).code, '2.01');
+      assert.deepStrictEqual(server.getRegistration('a').supportedFormats, [110]);
+      assert.deepStrictEqual(server.getRegistration('a').objects, [{ objectId: 3, instanceId: 0 }]);
+      await register(device, ['ep=b', 'lwm2m=1.1'], '</>;ct="60 110 11543",</3/0>');
+      assert.deepStrictEqual(server.getRegistration('b').supportedFormats, [60, 110, 11543]);
+      await register(device, ['ep=c', 'lwm2m=1.1'], '</>;rt="oma.lwm2m";ct=112,</3/0>');
+      assert.deepStrictEqual(server.getRegistration('c').supportedFormats, [112]);
+    });
+
+    it('reads a device that registered `</>;ct=110` in SenML JSON', async () => {
+      const seen = answering(device, () => ({ code: '2.05', contentFormat: 110, payload: Buffer.from('[{"bn":"/3/0/0","vs":"Acme"}]') }));
+      await register(device, ['ep=a', 'lwm2m=1.1'], '</>;ct=110,</3/0>');
+      assert.strictEqual((await server.read('a', '/3/0/0')).value, 'Acme');
+      assert.strictEqual(seen[0].accept, 110);
+    });
+  });
+
+  describe('B. format negotiation', () => {
+    const reg = (formats, version = '1.1') => ({ lwm2mVersion: version, supportedFormats: formats });
+    it('picks an advertised format for 1.1+ devices, defaults otherwise', () => {
+      assert.strictEqual(server.negotiateFormat(reg([11543])), 'oma-json');
+      assert.strictEqual(server.negotiateFormat(reg([60, 11543])), 'oma-json');
+      assert.strictEqual(server.negotiateFormat(reg([11544])), 'lwm2m-cbor');
+      assert.strictEqual(server.negotiateFormat(reg([11542, 11543])), 'tlv');
+      assert.strictEqual(server.negotiateFormat(reg([110, 11542])), 'senml-json');
+      assert.strictEqual(server.negotiateFormat(reg([112, 110])), 'senml-cbor');
+      assert.strictEqual(server.negotiateFormat(reg([])), 'senml-cbor');
+      assert.strictEqual(server.negotiateFormat(reg([], '1.2')), 'senml-cbor');
+      assert.strictEqual(server.negotiateFormat(reg([], '1.0')), 'tlv');
+      assert.strictEqual(server.negotiateFormat(reg([11543], '1.0')), 'oma-json');
+      assert.strictEqual(server.negotiateFormat(reg([1543], '1.0')), 'oma-json');
+      assert.strictEqual(server.negotiateFormat(reg([11542, 11543], '1.0')), 'tlv');
+      assert.strictEqual(server.negotiateFormat(reg([11543]), 'tlv'), 'tlv');
+    });
+
+    it('reads a 1.1 device that advertised only OMA JSON with Accept 11543', async () => {
+      const seen = answering(device, () => ({ code: '2.05', contentFormat: 11543, payload: Buffer.from('{"bn":"/3/0/","e":[{"n":"0","sv":"Acme"}]}') }));
+      await register(device, ['ep=j', 'lwm2m=1.1'], '</>;rt="oma.lwm2m";ct=11543,</3/0>');
+      assert.deepStrictEqual((await server.read('j', '/3/0')).value, { 0: 'Acme' });
+      assert.strictEqual(seen[0].accept, 11543);
+    });
+
+    it('uses an advertised composite format: LwM2M CBOR, SenML JSON, else SenML CBOR', async () => {
+      const values = [{ path: { objectId: 3, instanceId: 0, resourceId: 0 }, value: 'Acme' }];
+      const seen = answering(device, (req) => ({
+        code: '2.05', contentFormat: req.accept, payload: encodeRecords(req.accept === 11544 ? 'lwm2m-cbor' : req.accept === 110 ? 'senml-json' : 'senml-cbor', values, { basePath: { objectId: 0 } }),
+      }));
+      await register(device, ['ep=l', 'lwm2m=1.2'], '</>;ct=11544,</3/0>');
+      assert.deepStrictEqual((await server.readComposite('l', ['/3/0/0'])).value, { '/3/0/0': 'Acme' });
+      assert.deepStrictEqual([seen[0].method, seen[0].contentFormat, seen[0].accept], ['FETCH', 11544, 11544]);
+      assert.deepStrictEqual(decodePathList('lwm2m-cbor', seen[0].payload), [{ objectId: 3, instanceId: 0, resourceId: 0, resourceInstanceId: undefined }]);
+      await register(device, ['ep=s', 'lwm2m=1.1'], '</>;ct="60 110",</3/0>');
+      await server.readComposite('s', ['/3/0/0']);
+      assert.strictEqual(seen[1].accept, 110);
+      await register(device, ['ep=n', 'lwm2m=1.1'], '</3/0>');
+      await server.readComposite('n', ['/3/0/0']);
+      assert.strictEqual(seen[2].accept, 112);
+    });
+  });
+});
