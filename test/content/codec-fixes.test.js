@@ -38,4 +38,27 @@ describe('codec fixes', () => {
       }
     });
   });
+
+  describe('D. a new instance (Create without an instance id)', () => {
+    const records = c.treeToRecords(parsePath('/3303/0'), { 5700: 3.5, 5701: 'Cel' }, registry);
+    const multi = c.treeToRecords(parsePath('/3/0'), { 7: { 0: 3800, 1: 5000 } }, registry);
+    const opts = { basePath: parsePath('/3303'), types: registry, newInstance: true };
+
+    it('SenML JSON/CBOR: no base name, names relative to the object', () => {
+      assert.deepStrictEqual(JSON.parse(c.encodeRecords('senml-json', records, opts)), [{ n: '5700', v: 3.5 }, { n: '5701', vs: 'Cel' }]);
+      assert.deepStrictEqual(JSON.parse(c.encodeRecords('senml-json', multi, { ...opts, basePath: parsePath('/3') })), [{ n: '7/0', v: 3800 }, { n: '7/1', v: 5000 }]);
+      const cbor = c.decodeCbor(c.encodeRecords('senml-cbor', records, opts));
+      assert.deepStrictEqual(cbor, [new Map([[0, '5700'], [2, 3.5]]), new Map([[0, '5701'], [3, 'Cel']])]);
+    });
+
+    it('TLV: resource TLVs without an instance wrapper; LwM2M CBOR: resource ids at the top level', () => {
+      const tlv = c.encodeRecords('tlv', records, opts);
+      assert.notStrictEqual(tlv[0] >> 6, 0);
+      assert.deepStrictEqual(c.decodeCbor(c.encodeRecords('lwm2m-cbor', multi, { ...opts, basePath: parsePath('/3') })), new Map([[7, new Map([[0, 3800], [1, 5000]])]]));
+    });
+
+    it('refuses formats that cannot say it', () => {
+      for (const format of ['oma-json', 'text', 'opaque']) assert.throws(() => c.encodeRecords(format, records.slice(0, 1), opts), c.EncodeError);
+    });
+  });
 });

@@ -111,4 +111,52 @@ describe('LwM2M server conformance', function () {
       assert.strictEqual(seen[2].accept, 112);
     });
   });
+
+  describe('D. Create without an instance id', () => {
+    function creating() {
+      return answering(device, () => ({ code: '2.01', locationPath: ['3303', '4'] }));
+    }
+
+    it('sends SenML named relative to the object to a device that advertised only SenML JSON', async () => {
+      const seen = creating();
+      await register(device, ['ep=s', 'lwm2m=1.1'], '</>;ct=110,</3303/0>');
+      const result = await server.create('s', '/3303', { 5700: 3.5, 5701: 'Cel' });
+      assert.deepStrictEqual(result, { code: '2.01', location: '/3303/4' });
+      assert.deepStrictEqual([seen[0].method, seen[0].pathSegments.join('/'), seen[0].contentFormat], ['POST', '3303', 110]);
+      assert.deepStrictEqual(JSON.parse(seen[0].payload.toString()), [{ n: '5700', v: 3.5 }, { n: '5701', vs: 'Cel' }]);
+    });
+
+    it('sends LwM2M CBOR with resource ids at the top level to a device that advertised only 11544', async () => {
+      const seen = creating();
+      await register(device, ['ep=l', 'lwm2m=1.2'], '</>;ct=11544,</3303/0>');
+      await server.create('l', '/3303', { 5700: 3.5 });
+      assert.strictEqual(seen[0].contentFormat, 11544);
+      assert.deepStrictEqual(require('../../dist/lwm2m/content').decodeCbor(seen[0].payload), new Map([[5700, 3.5]]));
+    });
+
+    it('keeps TLV for 1.0 devices, devices that advertised TLV or nothing, and OMA JSON-only devices', async () => {
+      const seen = creating();
+      await register(device, ['ep=old'], '</>;ct=11543,</3303/0>');
+      await server.create('old', '/3303', { 5700: 3.5 });
+      await register(device, ['ep=both', 'lwm2m=1.1'], '</>;ct="112 110 11542",</3303/0>');
+      await server.create('both', '/3303', { 5700: 3.5 });
+      await register(device, ['ep=none', 'lwm2m=1.1'], '</3303/0>');
+      await server.create('none', '/3303', { 5700: 3.5 });
+      await register(device, ['ep=json', 'lwm2m=1.1'], '</>;ct=11543,</3303/0>');
+      await server.create('json', '/3303', { 5700: 3.5 });
+      assert.deepStrictEqual(seen.map((r) => r.contentFormat), [11542, 11542, 11542, 11542]);
+      for (const r of seen) assert.notStrictEqual(r.payload[0] >> 6, 0, 'no object instance TLV');
+    });
+
+    it('uses a requested format, and refuses one that cannot say "new instance"', async () => {
+      const seen = creating();
+      await register(device, ['ep=both', 'lwm2m=1.1'], '</>;ct="112 11542",</3303/0>');
+      await server.create('both', '/3303', { 5700: 3.5 }, { format: 'senml-cbor' });
+      assert.strictEqual(seen[0].contentFormat, 112);
+      await assert.rejects(server.create('both', '/3303', { 5700: 3.5 }, { format: 'oma-json' }), /cannot use oma-json/);
+      // with an instance id: the negotiated format, naming the instance
+      await server.create('both', '/3303', { 5700: 3.5 }, { instanceId: 7 });
+      assert.strictEqual(seen[1].contentFormat, 112);
+    });
+  });
 });

@@ -145,8 +145,31 @@ function recordToJson(r: SenmlRecord): Record<string, unknown> {
   return out;
 }
 
-export function encodeSenmlJson(records: ResourceRecord[], basePath?: Lwm2mPath): Buffer {
-  return Buffer.from(JSON.stringify(toSenml(records, basePath).map(recordToJson)), 'utf8');
+/**
+ * The resources of an instance the client is to number itself (Create on /o without an instance
+ * id): no base name, each name is the resource id ("5700", "5700/0" for a resource instance)
+ * relative to the object the request targets, so that bn + n never reads as an /o/i path.
+ */
+function toSenmlNewInstance(records: ResourceRecord[]): SenmlRecord[] {
+  return records.map((r) => {
+    if (r.path.resourceId === undefined) throw new EncodeError('SenML: values need resource paths');
+    const out: SenmlRecord = { n: r.path.resourceInstanceId === undefined ? `${r.path.resourceId}` : `${r.path.resourceId}/${r.path.resourceInstanceId}` };
+    putValue(out, r.value);
+    return out;
+  });
+}
+
+export interface SenmlEncodeOptions {
+  /** Create without an instance id: names relative to the object (see toSenmlNewInstance). */
+  newInstance?: boolean;
+}
+
+function senmlRecords(records: ResourceRecord[], basePath: Lwm2mPath | undefined, o: SenmlEncodeOptions): SenmlRecord[] {
+  return o.newInstance ? toSenmlNewInstance(records) : toSenml(records, basePath);
+}
+
+export function encodeSenmlJson(records: ResourceRecord[], basePath?: Lwm2mPath, o: SenmlEncodeOptions = {}): Buffer {
+  return Buffer.from(JSON.stringify(senmlRecords(records, basePath, o).map(recordToJson)), 'utf8');
 }
 
 export function decodeSenmlJson(payload: Buffer, types?: ResourceTypeLookup): ResourceRecord[] {
@@ -188,8 +211,8 @@ function recordsToCbor(records: SenmlRecord[]): Buffer {
   }));
 }
 
-export function encodeSenmlCbor(records: ResourceRecord[], basePath?: Lwm2mPath): Buffer {
-  return recordsToCbor(toSenml(records, basePath));
+export function encodeSenmlCbor(records: ResourceRecord[], basePath?: Lwm2mPath, o: SenmlEncodeOptions = {}): Buffer {
+  return recordsToCbor(senmlRecords(records, basePath, o));
 }
 
 export function decodeSenmlCbor(payload: Buffer, types?: ResourceTypeLookup): ResourceRecord[] {

@@ -7,7 +7,7 @@ import {
   CoapRequestSpec, CoapResponse, CoapTimeoutError, CoapTransport, Exchange, Observation, Peer,
 } from '../coap/transport';
 import {
-  decodeRecords, encodePathList, encodeRecords, FORMAT_CODES, FormatName, formatName, Link,
+  decodeRecords, encodePathList, encodeRecords, FORMAT_CODES, FormatName, formatName, Link, NEW_INSTANCE_FORMATS,
   parseLinkFormat, recordsToComposite, recordsToTree, toFormatName, treeToRecords, DecodeError,
 } from '../content';
 import { ObjectRegistry } from '../model';
@@ -561,10 +561,25 @@ export class Lwm2mServer extends EventEmitter {
       const base = { objectId: parsed.objectId, instanceId: o.instanceId };
       payload = encodeRecords(format, treeToRecords(base, value, this.registry), { basePath: format === 'tlv' ? parsed : base, types: this.registry });
     } else {
-      // without an instance id the client picks one: only TLV can say "resources of a new instance"
-      format = 'tlv';
+      // Without an instance id the client picks one. TLV says it plainly (resource TLVs without an
+      // instance wrapper, OMA-TS Core §6.3.6 / OMA_LwM2M_for_Developers#422), and Leshan sends only
+      // TLV here: its CreateRequest refuses other formats when the instance id is unknown, SenML
+      // waiting for OMA (leshan#917, wakaama#434). So: LwM2M 1.0 devices, and devices that
+      // advertised TLV or no formats at all, get TLV; a device that advertised other formats only
+      // gets its negotiated format — SenML names the records relative to the object, with no base
+      // name ("5700", "5700/0"), so that no bn + n reads as an /object/instance path; LwM2M CBOR
+      // puts the resource ids at the top level. OMA JSON, text and opaque cannot say it: TLV.
+      const registration = this.registration(endpoint);
+      const requested = o.format !== undefined && o.format !== '' && o.format !== 'auto';
+      const advertised = registration.supportedFormats;
+      const tlvOk = registration.lwm2mVersion === '1.0' || advertised.length === 0
+        || advertised.includes(FORMAT_CODES.tlv) || advertised.includes(1542);
+      if (requested && !NEW_INSTANCE_FORMATS.includes(format)) {
+        throw new Lwm2mError(`create without an instance id cannot use ${format}: use tlv, senml-json, senml-cbor or lwm2m-cbor, or give an instance id`);
+      }
+      if (!requested && (tlvOk || !NEW_INSTANCE_FORMATS.includes(format))) format = 'tlv';
       const base = { objectId: parsed.objectId, instanceId: 0 };
-      payload = encodeRecords('tlv', treeToRecords(base, value, this.registry), { basePath: base, types: this.registry });
+      payload = encodeRecords(format, treeToRecords(base, value, this.registry), { basePath: base, types: this.registry, newInstance: true });
     }
     const response = await this.deviceRequest(endpoint, canonical, { method: 'POST', path: canonical, contentFormat: FORMAT_CODES[format], payload }, o);
     return { code: response.code, location: response.locationPath.length ? `/${response.locationPath.join('/')}` : undefined };
