@@ -159,4 +159,44 @@ describe('LwM2M server conformance', function () {
       assert.strictEqual(seen[1].contentFormat, 112);
     });
   });
+
+  describe('E. registration answer codes', () => {
+    it('answers an unsupported LwM2M version with 4.12', async () => {
+      for (const v of ['9.9', '2.0', '1.3']) {
+        const res = await register(device, ['ep=v', `lwm2m=${v}`], '</3/0>');
+        assert.strictEqual(res.code, '4.12', v);
+        assert.match(res.payload.toString(), /unsupported LwM2M version/);
+      }
+      assert.strictEqual((await register(device, ['ep=v', 'lwm2m=1.2'], '</3/0>')).code, '2.01');
+    });
+
+    it('answers a Register without any object link with 4.00', async () => {
+      for (const payload of ['', '</>;rt="oma.lwm2m";ct=110', '</>;ct=110']) {
+        const res = await register(device, ['ep=e', 'lwm2m=1.1'], payload);
+        assert.strictEqual(res.code, '4.00', JSON.stringify(payload));
+        assert.match(res.payload.toString(), /names no object/);
+      }
+      assert.strictEqual(server.getRegistration('e'), undefined);
+    });
+
+    it('answers an Update that carries ep= with 4.00 and keeps the registration', async () => {
+      const res = await register(device, ['ep=u', 'lt=60', 'lwm2m=1.1'], '</3/0>');
+      const id = res.locationPath[1];
+      const up = await device.request(serverPeer, { method: 'POST', path: `/rd/${id}`, query: ['ep=other', 'lt=120'] });
+      assert.strictEqual(up.code, '4.00');
+      assert.match(up.payload.toString(), /ep=/);
+      assert.strictEqual(server.getRegistration('u').lifetime, 60);
+      assert.strictEqual(server.getRegistration('other'), undefined);
+      assert.strictEqual((await device.request(serverPeer, { method: 'POST', path: `/rd/${id}`, query: ['lt=120'] })).code, '2.04');
+    });
+
+    it('accepts a Register payload labelled text/plain (0) like link format (40), and refuses others', async () => {
+      assert.strictEqual((await register(device, ['ep=t', 'lwm2m=1.1'], '</>;ct=110,</3/0>', 0)).code, '2.01');
+      assert.deepStrictEqual(server.getRegistration('t').objects, [{ objectId: 3, instanceId: 0 }]);
+      assert.deepStrictEqual(server.getRegistration('t').supportedFormats, [110]);
+      const res = await register(device, ['ep=x', 'lwm2m=1.1'], '</3/0>', 50);
+      assert.strictEqual(res.code, '4.00');
+      assert.match(res.payload.toString(), /link-format/);
+    });
+  });
 });

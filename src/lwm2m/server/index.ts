@@ -82,6 +82,16 @@ interface QueuedRequest {
   timer: NodeJS.Timeout;
 }
 
+/**
+ * Register/Update payloads are CoRE link format (40); some clients (LwM2M 1.0 era, and a few
+ * modems) label them text/plain (0): accept both, refuse others.
+ */
+function checkLinkPayloadFormat(contentFormat: number | undefined): void {
+  if (contentFormat !== undefined && contentFormat !== FORMAT_CODES['link-format'] && contentFormat !== FORMAT_CODES.text) {
+    throw new BadRegistrationError(`registration payload must be link-format (40), not ${contentFormat}`);
+  }
+}
+
 export class Lwm2mServer extends EventEmitter {
   readonly registry: ObjectRegistry;
   readonly transport: CoapTransport;
@@ -207,7 +217,7 @@ export class Lwm2mServer extends EventEmitter {
       else if (pathSegments.length === 2 && method === 'DELETE') this.deregister(exchange, pathSegments[1]);
       else exchange.respond({ code: '4.05' });
     } catch (err) {
-      if (err instanceof BadRegistrationError) this.reject(exchange, '4.00', err.message);
+      if (err instanceof BadRegistrationError) this.reject(exchange, err.code, err.message);
       else throw err;
     }
   }
@@ -215,11 +225,11 @@ export class Lwm2mServer extends EventEmitter {
   private register(exchange: Exchange): void {
     const req = exchange.request;
     const params = parseRegisterQuery(req.query, this.options.minLifetime);
-    if (req.contentFormat !== undefined && req.contentFormat !== FORMAT_CODES['link-format']) {
-      throw new BadRegistrationError(`registration payload must be link-format (40), not ${req.contentFormat}`);
-    }
+    checkLinkPayloadFormat(req.contentFormat);
     const objectLinks = req.payload.toString('utf8');
     const parsed = parseObjectLinks(objectLinks);
+    // the Objects and Object Instances are a mandatory parameter of Register
+    if (parsed.objects.length === 0) throw new BadRegistrationError('Register names no object: the payload needs links like </1/0>,</3/0>');
     if (!this.store.byEndpointName(params.endpoint) && this.store.full) {
       exchange.respond({ code: '5.03', payload: Buffer.from('registration store is full') });
       return;
@@ -258,8 +268,11 @@ export class Lwm2mServer extends EventEmitter {
     }
     const req = exchange.request;
     const q = parseQuery(req.query);
+    // the endpoint name belongs to Register only: an Update cannot change it
+    if (q.has('ep')) throw new BadRegistrationError('Update must not carry ep= (the endpoint name is given at Register only)');
     const lifetime = parseLifetime(q.get('lt'), this.options.minLifetime);
     const binding = parseBinding(q.get('b'));
+    if (req.payload.length > 0) checkLinkPayloadFormat(req.contentFormat);
     const parsed = req.payload.length > 0 ? parseObjectLinks(req.payload.toString('utf8')) : undefined;
     const previous = { ...registration };
     if (lifetime !== undefined) registration.lifetime = lifetime;

@@ -35,7 +35,12 @@ export interface Registration extends RegisterParams {
   expiresAt: Date;
 }
 
-export class BadRegistrationError extends Lwm2mError {}
+export class BadRegistrationError extends Lwm2mError {
+  /** The CoAP code the registration interface answers with (4.00 unless said otherwise). */
+  constructor(message: string, readonly code: string = '4.00') {
+    super(message);
+  }
+}
 
 export const DEFAULT_LIFETIME = 86400;
 const SUPPORTED_VERSIONS = new Set(['1.0', '1.1', '1.2']);
@@ -122,7 +127,8 @@ export function parseRegisterQuery(query: string[], minLifetime: number): Regist
   if (!endpoint) throw new BadRegistrationError('missing endpoint name (ep=)');
   if (endpoint.length > 256) throw new BadRegistrationError('endpoint name longer than 256 characters');
   const lwm2mVersion = q.get('lwm2m') ?? '1.0';
-  if (!SUPPORTED_VERSIONS.has(lwm2mVersion)) throw new BadRegistrationError(`unsupported LwM2M version "${lwm2mVersion}"`);
+  // LwM2M 1.1 Transport §6.4.1: a version the server does not support is 4.12 Precondition Failed
+  if (!SUPPORTED_VERSIONS.has(lwm2mVersion)) throw new BadRegistrationError(`unsupported LwM2M version "${lwm2mVersion}"`, '4.12');
   const binding = parseBinding(q.get('b')) ?? 'U';
   return {
     endpoint,
