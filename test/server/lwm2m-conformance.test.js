@@ -199,4 +199,31 @@ describe('LwM2M server conformance', function () {
       assert.match(res.payload.toString(), /link-format/);
     });
   });
+
+  describe('F. queue mode across Updates', () => {
+    const update = (id, query) => device.request(serverPeer, { method: 'POST', path: `/rd/${id}`, query });
+
+    it('keeps queue mode of a 1.1 device through an Update with b=U', async () => {
+      const res = await register(device, ['ep=q', 'lt=60', 'lwm2m=1.1', 'b=U', 'Q'], '</3/0>');
+      const id = res.locationPath[1];
+      assert.strictEqual(server.getRegistration('q').queueMode, true);
+      assert.strictEqual((await update(id, ['b=U'])).code, '2.04');
+      assert.strictEqual(server.getRegistration('q').queueMode, true);
+      assert.strictEqual(server.getRegistration('q').binding, 'U');
+      // and an Update does not turn it on for a 1.1 device registered without Q
+      const other = await register(device, ['ep=r', 'lt=60', 'lwm2m=1.2', 'b=U'], '</3/0>');
+      await update(other.locationPath[1], ['b=U', 'Q']);
+      assert.strictEqual(server.getRegistration('r').queueMode, false);
+    });
+
+    it('still follows the binding of a 1.0 device', async () => {
+      const res = await register(device, ['ep=old', 'lt=60', 'b=UQ'], '</3/0>');
+      const id = res.locationPath[1];
+      assert.strictEqual(server.getRegistration('old').queueMode, true);
+      await update(id, ['b=U']);
+      assert.strictEqual(server.getRegistration('old').queueMode, false);
+      await update(id, ['b=UQ']);
+      assert.strictEqual(server.getRegistration('old').queueMode, true);
+    });
+  });
 });

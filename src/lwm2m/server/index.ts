@@ -276,12 +276,13 @@ export class Lwm2mServer extends EventEmitter {
     const parsed = req.payload.length > 0 ? parseObjectLinks(req.payload.toString('utf8')) : undefined;
     const previous = { ...registration };
     if (lifetime !== undefined) registration.lifetime = lifetime;
-    if (binding !== undefined) {
-      registration.binding = binding;
-      registration.queueMode = binding.includes('Q') || q.has('Q');
-    } else if (q.has('Q')) {
-      registration.queueMode = true;
+    if (binding !== undefined) registration.binding = binding;
+    if (registration.lwm2mVersion === '1.0') {
+      // LwM2M 1.0 says queue mode in the binding (UQ): an Update with a binding switches it
+      if (binding !== undefined) registration.queueMode = binding.includes('Q') || q.has('Q');
+      else if (q.has('Q')) registration.queueMode = true;
     }
+    // LwM2M 1.1+: queue mode is the Q parameter of Register only; an Update (b=U or not) keeps it
     if (q.has('sms')) registration.smsNumber = q.get('sms') || undefined;
     if (parsed) {
       registration.objectLinks = req.payload.toString('utf8');
