@@ -5,6 +5,7 @@
 const assert = require('assert');
 const { CoapTransport } = require('../../dist/lwm2m/coap/transport');
 const { Lwm2mServer } = require('../../dist/lwm2m/server');
+const { BootstrapServer } = require('../../dist/lwm2m/server/bootstrap-server');
 const { encodeRecords, decodeRecords, decodePathList } = require('../../dist/lwm2m/content');
 const { nextEvent, delay } = require('../helpers');
 
@@ -224,6 +225,53 @@ describe('LwM2M server conformance', function () {
       assert.strictEqual(server.getRegistration('old').queueMode, false);
       await update(id, ['b=UQ']);
       assert.strictEqual(server.getRegistration('old').queueMode, true);
+    });
+  });
+
+  describe('G. bootstrap server', () => {
+    let bs;
+    beforeEach(() => {
+      bs = new BootstrapServer({ transport: server.transport, sessionTimeoutMs: 5000, requestTimeoutMs: 1000 });
+      server.setBootstrapHandler((ex) => bs.handle(ex));
+      bs.setConfig({ endpoint: 'bs-dev', servers: [{ uri: 'coap://127.0.0.1:5683', shortServerId: 7, lifetime: 300, securityMode: 'nosec' }] });
+    });
+    afterEach(() => bs.stop());
+
+    for (const code of ['4.05', '4.04', '4.00']) {
+      it(`goes on without discover data when Bootstrap-Discover is answered ${code}`, async () => {
+        const seen = answering(device, (req) => {
+          if (req.method === 'GET') return { code };
+          return { code: req.method === 'DELETE' ? '2.02' : '2.04' };
+        });
+        const events = [];
+        bs.on('session', (e) => events.push(e));
+        const finished = nextEvent(bs, 'session', 5000, (e) => e.event === 'finished' || e.event === 'failed');
+        const res = await device.request(serverPeer, { method: 'POST', path: '/bs', query: ['ep=bs-dev'] });
+        assert.strictEqual(res.code, '2.04');
+        const end = await finished;
+        assert.strictEqual(end.event, 'finished', JSON.stringify(end));
+        assert.deepStrictEqual(seen.map((r) => `${r.method} /${r.pathSegments.join('/')}`), [
+          'GET /', 'DELETE /0', 'DELETE /1', 'PUT /0/0', 'PUT /1/0', 'POST /bs',
+        ]);
+        assert.ok(events.some((e) => e.event === 'step' && e.step === 'discover /' && e.code === code));
+      });
+    }
+
+    it('still fails the session when the device does not answer the discover at all', async () => {
+      device.setHandler(() => {});
+      const ended = nextEvent(bs, 'session', 8000, (e) => e.event === 'finished' || e.event === 'failed');
+      await device.request(serverPeer, { method: 'POST', path: '/bs', query: ['ep=bs-dev'] });
+      const end = await ended;
+      assert.deepStrictEqual([end.event, end.step], ['failed', 'discover /']);
+    });
+
+    it('answers the Bootstrap-Request of an endpoint without a configuration with 4.00', async () => {
+      const failed = nextEvent(bs, 'session', 2000);
+      const res = await device.request(serverPeer, { method: 'POST', path: '/bs', query: ['ep=stranger'] });
+      assert.strictEqual(res.code, '4.00');
+      assert.match(res.payload.toString(), /no bootstrap configuration for stranger/);
+      const e = await failed;
+      assert.deepStrictEqual([e.event, e.step, e.code], ['failed', 'request', '4.00']);
     });
   });
 });
