@@ -274,4 +274,37 @@ describe('LwM2M server conformance', function () {
       assert.deepStrictEqual([e.event, e.step, e.code], ['failed', 'request', '4.00']);
     });
   });
+
+  describe('H. active cancel of a composite observation', () => {
+    it('sends FETCH with Observe 1, the same token, path list and content format', async () => {
+      const values = [
+        { path: { objectId: 3, instanceId: 0, resourceId: 9 }, value: 80 },
+        { path: { objectId: 3303, instanceId: 0, resourceId: 5700 }, value: 21.5 },
+      ];
+      const seen = answering(device, (req) => ({ code: '2.05', contentFormat: 110, payload: encodeRecords('senml-json', values, { basePath: { objectId: 0 } }) }));
+      await register(device, ['ep=c', 'lwm2m=1.1'], '</>;ct=110,</3/0>,</3303/0>');
+      const started = await server.observeComposite('c', ['/3/0/9', '/3303/0/5700']);
+      assert.deepStrictEqual(started.value, { '/3/0/9': 80, '/3303/0/5700': 21.5 });
+      await server.cancelObservation('c', ['/3/0/9', '/3303/0/5700'], { active: true });
+      assert.strictEqual(seen.length, 2);
+      const [start, cancel] = seen;
+      assert.deepStrictEqual([start.method, start.observe], ['FETCH', 0]);
+      assert.deepStrictEqual([cancel.method, cancel.observe, cancel.pathSegments], ['FETCH', 1, []]);
+      assert.strictEqual(cancel.token.toString('hex'), start.token.toString('hex'));
+      assert.strictEqual(cancel.token.toString('hex'), started.observationId);
+      assert.deepStrictEqual([cancel.contentFormat, cancel.accept], [110, 110]);
+      assert.deepStrictEqual(cancel.payload, start.payload);
+      assert.deepStrictEqual(JSON.parse(cancel.payload.toString()), [{ n: '/3/0/9' }, { n: '/3303/0/5700' }]);
+      assert.strictEqual(server.listObservations('c').length, 0);
+    });
+
+    it('still cancels a single-path observation with GET and Observe 1', async () => {
+      const seen = answering(device, () => ({ code: '2.05', contentFormat: 0, payload: Buffer.from('20') }));
+      await register(device, ['ep=g', 'lwm2m=1.1'], '</3303/0>');
+      await server.observe('g', '/3303/0/5700');
+      await server.cancelObservation('g', '/3303/0/5700', { active: true });
+      assert.deepStrictEqual(seen.map((r) => [r.method, r.observe, r.pathSegments.join('/')]), [['GET', 0, '3303/0/5700'], ['GET', 1, '3303/0/5700']]);
+      assert.strictEqual(seen[1].token.toString('hex'), seen[0].token.toString('hex'));
+    });
+  });
 });

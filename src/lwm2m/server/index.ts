@@ -74,6 +74,8 @@ export interface ObservationInfo {
 interface ActiveObservation extends ObservationInfo {
   handle: Observation;
   basePath?: Lwm2mPath;
+  /** The request that started it (an active cancel repeats it with Observe 1). */
+  request: Omit<CoapRequestSpec, 'observe'>;
 }
 
 interface QueuedRequest {
@@ -616,11 +618,10 @@ export class Lwm2mServer extends EventEmitter {
     const canonical = formatPath(parsed);
     const registration = this.registration(endpoint);
     const format = this.negotiateFormat(registration, o.format);
-    const handle = await this.startObservation(registration, canonical, {
-      method: 'GET', path: this.uriPath(registration, canonical), accept: FORMAT_CODES[format],
-    }, o);
+    const request: Omit<CoapRequestSpec, 'observe'> = { method: 'GET', path: this.uriPath(registration, canonical), accept: FORMAT_CODES[format] };
+    const handle = await this.startObservation(registration, canonical, request, o);
     const { records } = this.decode(handle.first, parsed, endpoint, canonical);
-    const observationId = this.track(endpoint, canonical, handle, parsed);
+    const observationId = this.track(endpoint, canonical, handle, parsed, request);
     return { code: handle.first.code, value: recordsToTree(parsed, records), observationId };
   }
 
@@ -629,12 +630,13 @@ export class Lwm2mServer extends EventEmitter {
     const canonical = parsed.map(formatPath);
     const registration = this.registration(endpoint);
     const format = this.compositeFormat(registration, o.format);
-    const handle = await this.startObservation(registration, canonical.join(','), {
+    const request: Omit<CoapRequestSpec, 'observe'> = {
       method: 'FETCH', path: this.uriPath(registration, '/'), accept: FORMAT_CODES[format], contentFormat: FORMAT_CODES[format],
       payload: encodePathList(format, parsed),
-    }, o);
+    };
+    const handle = await this.startObservation(registration, canonical.join(','), request, o);
     const { records } = this.decode(handle.first, { objectId: 0 }, endpoint, 'composite');
-    const observationId = this.track(endpoint, canonical, handle, undefined);
+    const observationId = this.track(endpoint, canonical, handle, undefined, request);
     return { code: handle.first.code, value: recordsToComposite(records), observationId };
   }
 
@@ -660,11 +662,11 @@ export class Lwm2mServer extends EventEmitter {
     return handle;
   }
 
-  private track(endpoint: string, path: string | string[], handle: Observation, basePath: Lwm2mPath | undefined): string {
+  private track(endpoint: string, path: string | string[], handle: Observation, basePath: Lwm2mPath | undefined, request: Omit<CoapRequestSpec, 'observe'>): string {
     const key = this.observationKey(endpoint, path);
     this.observations.get(key)?.handle.close();
     const observationId = handle.token.toString('hex');
-    const active: ActiveObservation = { observationId, endpoint, path, handle, basePath };
+    const active: ActiveObservation = { observationId, endpoint, path, handle, basePath, request };
     this.observations.set(key, active);
     handle.on('notification', (response) => this.notification(active, response));
     handle.on('end', () => {
@@ -706,11 +708,13 @@ export class Lwm2mServer extends EventEmitter {
     if (!active) throw new Lwm2mError(`${endpoint}: no observation of ${Array.isArray(canonical) ? canonical.join(',') : canonical}`);
     this.observations.delete(key);
     active.handle.close();
-    if (o.active && !Array.isArray(canonical)) {
-      // active cancel: GET with Observe 1 and the same token
+    if (o.active) {
+      // active cancel (RFC 7641 §3.6): the request that started it — GET, or for a composite
+      // observation FETCH with the same path list and content format — with Observe 1, same token
       const registration = this.registration(endpoint);
       await this.transport.request({ address: registration.address, port: registration.port }, {
-        method: 'GET', path: this.uriPath(registration, canonical), observe: 1, token: active.handle.token, timeoutMs: o.timeoutMs,
+        ...active.request, path: this.uriPath(registration, Array.isArray(canonical) ? '/' : canonical),
+        observe: 1, token: active.handle.token, timeoutMs: o.timeoutMs,
       }).catch((err: Error) => this.emit('warning', err));
     }
   }
