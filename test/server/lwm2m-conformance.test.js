@@ -5,6 +5,7 @@
 const assert = require('assert');
 const { CoapTransport } = require('../../dist/lwm2m/coap/transport');
 const { Lwm2mServer } = require('../../dist/lwm2m/server');
+const { Lwm2mError } = require('../../dist/lwm2m/types');
 const { BootstrapServer } = require('../../dist/lwm2m/server/bootstrap-server');
 const { encodeRecords, decodeRecords, decodePathList } = require('../../dist/lwm2m/content');
 const { nextEvent, delay } = require('../helpers');
@@ -305,6 +306,52 @@ describe('LwM2M server conformance', function () {
       await server.cancelObservation('g', '/3303/0/5700', { active: true });
       assert.deepStrictEqual(seen.map((r) => [r.method, r.observe, r.pathSegments.join('/')]), [['GET', 0, '3303/0/5700'], ['GET', 1, '3303/0/5700']]);
       assert.strictEqual(seen[1].token.toString('hex'), seen[0].token.toString('hex'));
+    });
+  });
+
+  describe('I. write-attributes checks', () => {
+    let seen;
+    beforeEach(async () => {
+      seen = answering(device, () => ({ code: '2.04' }));
+      await register(device, ['ep=w', 'lwm2m=1.1'], '</3/0>,</3303/0>,</31024/0>');
+    });
+
+    it('refuses inconsistent or misplaced attributes before sending anything', async () => {
+      const cases = [
+        ['/3303/0/5700', { pmin: 60, pmax: 10 }, /pmin \(60\) must not be greater than pmax \(10\)/],
+        ['/3303/0/5700', { epmin: 5, epmax: 1 }, /epmin \(5\) must not be greater than epmax \(1\)/],
+        ['/3303/0/5700', { lt: 30, gt: 20 }, /lt \(30\) must be less than gt \(20\)/],
+        ['/3303/0/5700', { lt: 20, gt: 20 }, /lt \(20\) must be less than gt \(20\)/],
+        ['/3303/0/5700', { lt: 10, gt: 20, st: 5 }, /lt \+ 2·st/],
+        ['/3303/0/5700', { pmin: -1 }, /pmin must not be negative/],
+        ['/3303/0/5700', { st: -0.5 }, /st must not be negative/],
+        ['/3303/0/5700', { epmax: -3 }, /epmax must not be negative/],
+        ['/3303/0/5700', { pmax: 1.5 }, /whole number/],
+        ['/3303/0/5700', { pmin: '10' }, /pmin must be a number or null/],
+        ['/3/0/0', { gt: 5 }, /numeric resources only, and this one is string/],
+        ['/3303/0/5701', { st: 1 }, /numeric resources only/],
+        ['/3303/0', { lt: 1 }, /not to an object or instance/],
+        ['/3303/0/5700', {}, /at least one of/],
+      ];
+      for (const [path, attrs, reason] of cases) {
+        await assert.rejects(server.writeAttributes('w', path, attrs), (err) => err instanceof Lwm2mError && reason.test(err.message), `${path} ${JSON.stringify(attrs)}`);
+      }
+      assert.strictEqual(seen.length, 0, 'nothing was sent');
+    });
+
+    it('sends consistent attributes, negative thresholds, and bare keys for null (remove)', async () => {
+      await server.writeAttributes('w', '/3303/0/5700', { pmin: 10, pmax: 60, lt: -5, gt: 30, st: 2 });
+      await server.writeAttributes('w', '/3303/0/5700', { pmin: null, gt: null, pmax: 30 });
+      await server.writeAttributes('w', '/3303/0', { pmin: 5, pmax: 5 });
+      await server.writeAttributes('w', '/31024/0/5', { gt: 1 }); // type unknown to the registry
+      await server.writeAttributes('w', '/3/0/0', { gt: null }); // removing is fine anywhere
+      assert.deepStrictEqual(seen.map((r) => [r.method, r.pathSegments.join('/'), r.query]), [
+        ['PUT', '3303/0/5700', ['pmin=10', 'pmax=60', 'gt=30', 'lt=-5', 'st=2']],
+        ['PUT', '3303/0/5700', ['pmin', 'pmax=30', 'gt']],
+        ['PUT', '3303/0', ['pmin=5', 'pmax=5']],
+        ['PUT', '31024/0/5', ['gt=1']],
+        ['PUT', '3/0/0', ['gt']],
+      ]);
     });
   });
 });

@@ -50,9 +50,14 @@ export interface RequestOptions {
   timeoutMs?: number;
 }
 
+/** Notification attributes; `null` removes one (sent as the bare key, e.g. `?pmin`). */
 export interface WriteAttributes {
-  pmin?: number; pmax?: number; gt?: number; lt?: number; st?: number; epmin?: number; epmax?: number;
+  pmin?: number | null; pmax?: number | null; gt?: number | null; lt?: number | null; st?: number | null;
+  epmin?: number | null; epmax?: number | null;
 }
+
+const ATTRIBUTE_KEYS = ['pmin', 'pmax', 'gt', 'lt', 'st', 'epmin', 'epmax'] as const;
+const NUMERIC_TYPES = new Set(['integer', 'unsigned', 'float']);
 
 export interface Notification {
   endpoint: string;
@@ -543,17 +548,53 @@ export class Lwm2mServer extends EventEmitter {
   }
 
   async writeAttributes(endpoint: string, path: string, attrs: WriteAttributes, o: RequestOptions = {}): Promise<{ code: string }> {
-    const canonical = formatPath(parsePath(path));
-    const query: string[] = [];
-    for (const key of ['pmin', 'pmax', 'gt', 'lt', 'st', 'epmin', 'epmax'] as (keyof WriteAttributes)[]) {
-      const v = attrs[key];
-      if (v === undefined || v === null) continue;
-      if (typeof v !== 'number' || !Number.isFinite(v)) throw new Lwm2mError(`attribute ${key} must be a number`);
-      query.push(`${key}=${v}`);
-    }
-    if (query.length === 0) throw new Lwm2mError('write-attributes needs at least one of pmin, pmax, gt, lt, st, epmin, epmax');
+    const parsed = parsePath(path);
+    const canonical = formatPath(parsed);
+    const query = this.attributeQuery(parsed, attrs);
     const response = await this.deviceRequest(endpoint, canonical, { method: 'PUT', path: canonical, query }, o);
     return { code: response.code };
+  }
+
+  /**
+   * Checks notification attributes before they are sent (LwM2M 1.1 Core §5.1.2): pmin ≤ pmax,
+   * epmin ≤ epmax, lt < gt, lt + 2·st < gt (among the values given in this request), periods and
+   * st not negative, periods whole seconds; gt/lt/st only on a resource of a numeric type (when the
+   * object model knows it). gt and lt may be negative: they are thresholds on the value.
+   */
+  private attributeQuery(path: Lwm2mPath, attrs: WriteAttributes): string[] {
+    if (!attrs || typeof attrs !== 'object') throw new Lwm2mError('write-attributes needs an object like {"pmin": 10, "pmax": 60}');
+    const where = formatPath(path);
+    const query: string[] = [];
+    const v: Partial<Record<(typeof ATTRIBUTE_KEYS)[number], number>> = {};
+    for (const key of ATTRIBUTE_KEYS) {
+      const value = attrs[key];
+      if (value === undefined) continue;
+      if (value === null) {
+        query.push(key); // no value: remove the attribute
+        continue;
+      }
+      if (typeof value !== 'number' || !Number.isFinite(value)) throw new Lwm2mError(`${where}: attribute ${key} must be a number or null (to remove it), not ${JSON.stringify(value)}`);
+      if (key !== 'gt' && key !== 'lt' && value < 0) throw new Lwm2mError(`${where}: attribute ${key} must not be negative (${value})`);
+      if (key !== 'gt' && key !== 'lt' && key !== 'st' && !Number.isInteger(value)) throw new Lwm2mError(`${where}: attribute ${key} is a whole number of seconds, not ${value}`);
+      v[key] = value;
+      query.push(`${key}=${value}`);
+    }
+    if (query.length === 0) throw new Lwm2mError('write-attributes needs at least one of pmin, pmax, gt, lt, st, epmin, epmax');
+    if (v.pmin !== undefined && v.pmax !== undefined && v.pmin > v.pmax) throw new Lwm2mError(`${where}: pmin (${v.pmin}) must not be greater than pmax (${v.pmax})`);
+    if (v.epmin !== undefined && v.epmax !== undefined && v.epmin > v.epmax) throw new Lwm2mError(`${where}: epmin (${v.epmin}) must not be greater than epmax (${v.epmax})`);
+    if (v.lt !== undefined && v.gt !== undefined) {
+      if (!(v.lt < v.gt)) throw new Lwm2mError(`${where}: lt (${v.lt}) must be less than gt (${v.gt})`);
+      if (v.st !== undefined && !(v.lt + 2 * v.st < v.gt)) throw new Lwm2mError(`${where}: lt + 2·st (${v.lt} + 2·${v.st}) must be less than gt (${v.gt})`);
+    }
+    const thresholds = (['gt', 'lt', 'st'] as const).filter((k) => attrs[k] !== undefined && attrs[k] !== null);
+    if (thresholds.length) {
+      if (path.resourceId === undefined) throw new Lwm2mError(`${where}: ${thresholds.join(', ')} apply to a numeric resource, not to an object or instance`);
+      const type = this.registry.resourceType(path.objectId, path.resourceId);
+      if (type !== undefined && !NUMERIC_TYPES.has(type)) {
+        throw new Lwm2mError(`${where}: ${thresholds.join(', ')} apply to numeric resources only, and this one is ${type}`);
+      }
+    }
+    return query;
   }
 
   async execute(endpoint: string, path: string, args?: string, o: RequestOptions = {}): Promise<{ code: string }> {
