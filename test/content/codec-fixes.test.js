@@ -61,4 +61,57 @@ describe('codec fixes', () => {
       for (const format of ['oma-json', 'text', 'opaque']) assert.throws(() => c.encodeRecords(format, records.slice(0, 1), opts), c.EncodeError);
     });
   });
+
+  describe('J. SenML time', () => {
+    const temp = { objectId: 3303, instanceId: 0, resourceId: 5700, resourceInstanceId: undefined };
+    const strip = (records) => records.map((r) => ({ ...r, path: { ...r.path } }));
+
+    it('keeps bt + t on every record, several values of one resource included (JSON)', () => {
+      const payload = Buffer.from(JSON.stringify([
+        { bn: '/3303/0/', bt: 1700000000, n: '5700', v: 20 }, { n: '5700', t: 60, v: 21 }, { n: '5700', t: 120, v: 22 }, { bn: '/3/0/', n: '0', vs: 'x' },
+      ]));
+      const records = strip(c.decodeRecords('senml-json', payload, { basePath: { objectId: 0 }, types: registry }));
+      assert.deepStrictEqual(records, [
+        { path: temp, value: 20, time: 1700000000 },
+        { path: temp, value: 21, time: 1700000060 },
+        { path: temp, value: 22, time: 1700000120 },
+        { path: { objectId: 3, instanceId: 0, resourceId: 0, resourceInstanceId: undefined }, value: 'x', time: 1700000000 },
+      ]);
+      assert.deepStrictEqual(c.recordsToComposite(records), { '/3303/0/5700': 22, '/3/0/0': 'x' });
+    });
+
+    it('reads the CBOR labels bt (-3) and t (6)', () => {
+      const payload = c.encodeCbor([
+        new Map([[-2, '/3303/0/5700'], [-3, 1700000000], [2, 20]]),
+        new Map([[6, 30.5], [2, 21]]),
+      ]);
+      const records = c.decodeRecords('senml-cbor', payload, { basePath: { objectId: 0 }, types: registry });
+      assert.deepStrictEqual(records.map((r) => [r.value, r.time]), [[20, 1700000000], [21, 1700000030.5]]);
+    });
+
+    it('makes times below 2^28 relative to now (RFC 8428 §4.5.3)', () => {
+      const before = Date.now() / 1000;
+      const records = c.decodeRecords('senml-json', Buffer.from('[{"bn":"/3303/0/5700","t":-10,"v":1},{"t":0,"v":2}]'), { basePath: { objectId: 0 } });
+      const after = Date.now() / 1000;
+      assert.ok(records[0].time >= before - 10 && records[0].time <= after - 10, String(records[0].time));
+      assert.ok(records[1].time >= before && records[1].time <= after);
+    });
+
+    it('adds no time to records without one, refuses a non-numeric time, and picks the newest value for the composite', () => {
+      const plain = c.decodeRecords('senml-json', Buffer.from('[{"bn":"/3303/0/5700","v":1}]'), { basePath: { objectId: 0 } });
+      assert.strictEqual('time' in plain[0], false);
+      assert.throws(() => c.decodeRecords('senml-json', Buffer.from('[{"bn":"/3303/0/5700","t":"x","v":1}]'), { basePath: { objectId: 0 } }), c.DecodeError);
+      assert.throws(() => c.decodeRecords('senml-cbor', c.encodeCbor([new Map([[-2, '/3303/0/5700'], [6, 'x'], [2, 1]])]), { basePath: { objectId: 0 } }), c.DecodeError);
+      const outOfOrder = [{ path: temp, value: 2, time: 1700000100 }, { path: temp, value: 1, time: 1700000000 }];
+      assert.deepStrictEqual(c.recordsToComposite(outOfOrder), { '/3303/0/5700': 2 });
+    });
+
+    it('writes the time of records back as t', () => {
+      const records = [{ path: temp, value: 20, time: 1700000000 }, { path: temp, value: 21, time: 1700000060 }];
+      for (const format of ['senml-json', 'senml-cbor']) {
+        const buf = c.encodeRecords(format, records, { basePath: { objectId: 0 } });
+        assert.deepStrictEqual(c.decodeRecords(format, buf, { basePath: { objectId: 0 }, types: registry }).map((r) => [r.value, r.time]), [[20, 1700000000], [21, 1700000060]]);
+      }
+    });
+  });
 });

@@ -354,4 +354,20 @@ describe('LwM2M server conformance', function () {
       ]);
     });
   });
+
+  describe('J. Send with time stamps', () => {
+    it('emits every time-stamped record of a Send, each with its time', async () => {
+      await register(device, ['ep=t', 'lwm2m=1.1'], '</3303/0>');
+      const sent = nextEvent(server, 'send');
+      const payload = Buffer.from(JSON.stringify([
+        { bn: '/3303/0/5700', bt: 1700000000, v: 20 }, { t: 60, v: 21 }, { t: 120, v: 22 },
+      ]));
+      const res = await device.request(serverPeer, { method: 'POST', path: '/dp', contentFormat: 110, payload });
+      assert.strictEqual(res.code, '2.04');
+      const event = await sent;
+      assert.deepStrictEqual(event.records.map((r) => [r.value, r.time]), [[20, 1700000000], [21, 1700000060], [22, 1700000120]]);
+      assert.deepStrictEqual(event.value, { '/3303/0/5700': 22 });
+      assert.strictEqual(event.format, 'senml-json');
+    });
+  });
 });

@@ -186,10 +186,20 @@ export function treeToRecords(basePath: Lwm2mPath, tree: ValueTree, types?: Reso
   return out;
 }
 
-/** Composite results keyed by full path: {"/3/0/0": "Acme", "/3303/0/5700": 21.5}. */
+/**
+ * Composite results keyed by full path: {"/3/0/0": "Acme", "/3303/0/5700": 21.5}. A path with
+ * several time-stamped values (SenML) gets the newest; the records keep them all.
+ */
 export function recordsToComposite(records: ResourceRecord[]): Record<string, ResourceValue> {
   const out: Record<string, ResourceValue> = {};
-  for (const r of records) out[formatPath(r.path)] = r.value;
+  const times = new Map<string, number | undefined>();
+  for (const r of records) {
+    const key = formatPath(r.path);
+    const before = times.get(key);
+    if (times.has(key) && before !== undefined && r.time !== undefined && r.time < before) continue;
+    out[key] = r.value;
+    times.set(key, r.time);
+  }
   return out;
 }
 
