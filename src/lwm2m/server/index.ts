@@ -12,7 +12,7 @@ import {
 } from '../content';
 import { ObjectRegistry } from '../model';
 import { formatPath, parsePath, pathDepth } from '../path';
-import { Lwm2mError, Lwm2mPath, ResourceRecord, ValueTree } from '../types';
+import { Lwm2mError, Lwm2mPath, ResourceRecord, ResourceValue, ValueTree } from '../types';
 import {
   DeviceNotFoundError, DeviceTimeoutError, QueueError, RequestFailedError, ServerStoppedError,
 } from './errors';
@@ -68,6 +68,16 @@ export interface Notification {
   code: string;
   format?: FormatName;
   receivedAt: Date;
+}
+
+/** What a device pushed with the Send operation (POST /dp), emitted as 'send'. */
+export interface SendEvent {
+  endpoint: string;
+  /** Keyed by full path, like a Read-Composite result; the newest value of a path. */
+  value: Record<string, ResourceValue>;
+  /** Every record, time-stamped ones (SenML bt/t) with their `time`. */
+  records: ResourceRecord[];
+  format: FormatName;
 }
 
 export interface ObservationInfo {
@@ -369,7 +379,8 @@ export class Lwm2mServer extends EventEmitter {
     }
     exchange.respond({ code: '2.04' });
     this.heard(registration);
-    this.emit('send', { endpoint: registration.endpoint, value: recordsToComposite(records), records, format });
+    const event: SendEvent = { endpoint: registration.endpoint, value: recordsToComposite(records), records, format };
+    this.emit('send', event);
   }
 
   // ---- queue mode ----
