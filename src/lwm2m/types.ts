@@ -32,6 +32,12 @@ export interface Lwm2mPath {
 export interface ResourceRecord {
   path: Lwm2mPath; // always has objectId, instanceId and resourceId
   value: ResourceValue;
+  /**
+   * When the value was measured, in seconds since the Unix epoch (may have a fraction), if the
+   * payload said (SenML bt + t; values below 2^28 were relative to the time of decoding, RFC 8428
+   * §4.5.3, and are made absolute).
+   */
+  time?: number;
 }
 
 /**

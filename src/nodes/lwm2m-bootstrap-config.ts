@@ -89,7 +89,8 @@ export = function register(RED: NodeAPI): void {
 
     const onSession = (event: BootstrapSessionEvent) => {
       const mine = [...added].some((pattern) => bootstrap.configFor(event.endpoint)?.endpoint === pattern);
-      if (!mine && event.code !== '4.01') return;
+      // a Bootstrap-Request nobody has a configuration for is every node's business
+      if (!mine && !(event.event === 'failed' && event.step === 'request')) return;
       node.send({ topic: 'bootstrap', endpoint: event.endpoint, payload: event, code: event.code } as Lwm2mMessage);
       if (event.event === 'finished') node.status({ fill: 'green', shape: 'dot', text: `bootstrapped ${event.endpoint}` });
       if (event.event === 'failed') node.status({ fill: 'red', shape: 'ring', text: `failed ${event.endpoint} at ${event.step ?? '?'}` });

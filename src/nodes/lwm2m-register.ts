@@ -1,9 +1,11 @@
 /**
  * `lwm2m-register`: outputs every registration event of the server (register, update, deregister,
- * expire, wakeup) with the registration record; input topic "list" outputs the registered devices.
+ * expire, wakeup) with the registration record, and the data devices push with Send (topic
+ * "send"); input topic "list" outputs the registered devices.
  */
 import type { NodeAPI } from 'node-red';
-import type { Registration } from '../lwm2m/server';
+import type { Registration, SendEvent } from '../lwm2m/server';
+import { formatPath } from '../lwm2m/path';
 import { FlowNodeConfig, registrationPayload } from './shared/flow-node';
 import { DeviceRoleConfig } from './device';
 import { registerFlowNode } from './shared/define';
@@ -25,8 +27,21 @@ export = function register(RED: NodeAPI): void {
       server.on(topic, listener);
       return [topic, listener] as const;
     });
+    // Send (/dp): the data a device pushed on its own
+    const onSend = (event: SendEvent) => {
+      if (def.endpoint && event.endpoint !== def.endpoint) return;
+      const records = event.records.map((r) => {
+        const out: Record<string, unknown> = { path: formatPath(r.path), value: r.value };
+        if (r.time !== undefined) out.time = r.time;
+        return out;
+      });
+      const msg: Lwm2mMessage = { topic: 'send', endpoint: event.endpoint, payload: event.value, lwm2m: { records, format: event.format } };
+      node.send(msg);
+    };
+    server.on('send', onSend);
     node.on('close', () => {
       for (const [topic, listener] of listeners) server.removeListener(topic, listener);
+      server.removeListener('send', onSend);
     });
     node.on('input', (msg: Lwm2mMessage, send: SendFunction, done: DoneFunction) => {
       if (msg.topic !== 'list') {

@@ -72,7 +72,6 @@ describe('LwM2M server core', function () {
       [['lt=60'], LINKS, /missing endpoint/],
       [['ep=a', 'lt=abc'], LINKS, /lifetime/],
       [['ep=a', 'lt=-5'], LINKS, /lifetime/],
-      [['ep=a', 'lwm2m=9.9'], LINKS, /unsupported LwM2M version/],
       [['ep=a', 'b=X'], LINKS, /binding/],
       [['ep=a'], Buffer.from('</1/0'), /object links/],
       [['ep=a'], Buffer.from('</foo/bar>'), /not <\/object>/],

@@ -65,7 +65,17 @@ export function toFormatName(format: FormatName | number | string): FormatName {
 export interface CodecOptions {
   basePath: Lwm2mPath;
   types?: ResourceTypeLookup;
+  /**
+   * Encoding only: the records are the resources of a new instance whose id the client picks
+   * (Create on an object path without an instance id). TLV sends resource TLVs without an instance
+   * wrapper, SenML names relative to the object, LwM2M CBOR resource ids at the top level; OMA JSON,
+   * text and opaque cannot say it.
+   */
+  newInstance?: boolean;
 }
+
+/** The formats that can carry a Create without an instance id (see CodecOptions.newInstance). */
+export const NEW_INSTANCE_FORMATS: readonly FormatName[] = ['tlv', 'senml-json', 'senml-cbor', 'lwm2m-cbor'];
 
 function single(records: ResourceRecord[], format: string): ResourceRecord {
   if (records.length !== 1) throw new EncodeError(`${format} carries exactly one resource value, not ${records.length}`);
@@ -80,6 +90,17 @@ function resourcePath(basePath: Lwm2mPath, format: string): Lwm2mPath {
 }
 
 export function encodeRecords(format: FormatName, records: ResourceRecord[], opts: CodecOptions): Buffer {
+  if (opts.newInstance) {
+    if (!NEW_INSTANCE_FORMATS.includes(format)) throw new EncodeError(`${format} cannot carry a Create without an instance id`);
+    if (records.some((r) => r.path.resourceId === undefined)) throw new EncodeError('a new instance takes resource values');
+    const base: Lwm2mPath = { objectId: opts.basePath.objectId, instanceId: records[0]?.path.instanceId ?? 0 };
+    switch (format) {
+      case 'tlv': return encodeTlv(records, base, opts.types);
+      case 'senml-json': return encodeSenmlJson(records, base, { newInstance: true });
+      case 'senml-cbor': return encodeSenmlCbor(records, base, { newInstance: true });
+      default: return encodeLwm2mCbor(records, { newInstance: true });
+    }
+  }
   switch (format) {
     case 'text': return Buffer.from(valueToText(single(records, 'text/plain').value), 'utf8');
     case 'opaque': {
@@ -165,10 +186,20 @@ export function treeToRecords(basePath: Lwm2mPath, tree: ValueTree, types?: Reso
   return out;
 }
 
-/** Composite results keyed by full path: {"/3/0/0": "Acme", "/3303/0/5700": 21.5}. */
+/**
+ * Composite results keyed by full path: {"/3/0/0": "Acme", "/3303/0/5700": 21.5}. A path with
+ * several time-stamped values (SenML) gets the newest; the records keep them all.
+ */
 export function recordsToComposite(records: ResourceRecord[]): Record<string, ResourceValue> {
   const out: Record<string, ResourceValue> = {};
-  for (const r of records) out[formatPath(r.path)] = r.value;
+  const times = new Map<string, number | undefined>();
+  for (const r of records) {
+    const key = formatPath(r.path);
+    const before = times.get(key);
+    if (times.has(key) && before !== undefined && r.time !== undefined && r.time < before) continue;
+    out[key] = r.value;
+    times.set(key, r.time);
+  }
   return out;
 }
 

@@ -13,10 +13,15 @@ function leaf(value: ResourceValue): CborValue {
   return value as CborValue;
 }
 
-export function encodeLwm2mCbor(records: ResourceRecord[]): Buffer {
+/**
+ * `newInstance` (Create without an instance id): the top-level keys are resource ids, relative to
+ * the object the request targets (LwM2M 1.2 §7.4.6 lets Write and Create payloads start below the
+ * object).
+ */
+export function encodeLwm2mCbor(records: ResourceRecord[], o: { newInstance?: boolean } = {}): Buffer {
   const root = new Map<CborValue, CborValue>();
   for (const r of records) {
-    const ids = pathIds(r.path);
+    const ids = o.newInstance ? pathIds(r.path).slice(2) : pathIds(r.path);
     let node = root;
     for (let i = 0; i < ids.length - 1; i++) {
       let next = node.get(ids[i]);

@@ -8,7 +8,10 @@ import { DecodeError } from './errors';
 import { isObjectLink, valueFromText } from './values';
 
 export function encodeOmaJson(records: ResourceRecord[], basePath: Lwm2mPath): Buffer {
-  const bn = pathDepth(basePath) >= 3 ? formatPath(basePath) : `${formatPath(basePath)}/`;
+  // bn is the object instance (or the object) with a trailing slash and n the rest, also for one
+  // resource: {"bn":"/31024/11/","e":[{"n":"5","sv":"x"}]} — Wakaama's parser expects this shape
+  const container: Lwm2mPath = pathDepth(basePath) >= 2 ? { objectId: basePath.objectId, instanceId: basePath.instanceId } : basePath;
+  const bn = `${formatPath(container)}/`;
   const e = records.map((r) => {
     const full = formatPath(r.path);
     const entry: Record<string, unknown> = {};
@@ -41,7 +44,9 @@ export function decodeOmaJson(payload: Buffer, types?: ResourceTypeLookup): Reso
   return e.map((raw) => {
     if (typeof raw !== 'object' || raw === null) throw new DecodeError('OMA JSON: entries must be objects');
     const entry = raw as Record<string, unknown>;
-    const name = bn + (typeof entry.n === 'string' ? entry.n : '');
+    const n = typeof entry.n === 'string' ? entry.n : '';
+    // "bn":"/3/0" with "n":"1" is /3/0/1 too (LwM2M 1.0 clients send both shapes)
+    const name = bn && n && !bn.endsWith('/') && !n.startsWith('/') ? `${bn}/${n}` : bn + n;
     let path: Lwm2mPath;
     try {
       path = parsePath(name);

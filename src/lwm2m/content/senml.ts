@@ -12,7 +12,9 @@ import { isObjectLink, valueFromText } from './values';
 /** One SenML record in neutral form, before it is JSON or CBOR. */
 interface SenmlRecord {
   bn?: string;
+  bt?: number;
   n?: string;
+  t?: number;
   v?: number;
   vs?: string;
   vb?: boolean;
@@ -21,7 +23,14 @@ interface SenmlRecord {
 }
 
 const CBOR_LABELS: Record<string, keyof SenmlRecord | 'bt' | 't'> = { '-2': 'bn', '-3': 'bt', '0': 'n', '2': 'v', '3': 'vs', '4': 'vb', '6': 't', '8': 'vd', vlo: 'vlo' };
-const CBOR_KEYS: Record<keyof SenmlRecord, number | string> = { bn: -2, n: 0, v: 2, vs: 3, vb: 4, vd: 8, vlo: 'vlo' };
+const CBOR_KEYS: Record<keyof SenmlRecord, number | string> = { bn: -2, bt: -3, n: 0, t: 6, v: 2, vs: 3, vb: 4, vd: 8, vlo: 'vlo' };
+
+/** RFC 8428 §4.5.3: times below 2^28 are relative to now, others are seconds since the epoch. */
+const RELATIVE_TIME_LIMIT = 2 ** 28;
+
+function absoluteTime(time: number, nowSeconds: number): number {
+  return time < RELATIVE_TIME_LIMIT ? nowSeconds + time : time;
+}
 
 function toSenml(records: ResourceRecord[], basePath: Lwm2mPath | undefined): SenmlRecord[] {
   const composite = !basePath || records.some((r) => r.path.objectId !== basePath.objectId);
@@ -36,6 +45,7 @@ function toSenml(records: ResourceRecord[], basePath: Lwm2mPath | undefined): Se
     } else {
       out.n = full;
     }
+    if (r.time !== undefined) out.t = r.time;
     putValue(out, r.value);
     return out;
   });
@@ -53,9 +63,13 @@ function putValue(out: SenmlRecord, value: ResourceValue): void {
 
 function fromSenml(records: SenmlRecord[], types: ResourceTypeLookup | undefined, requireValue: boolean): ResourceRecord[] {
   let bn = '';
+  let bt: number | undefined;
+  const now = Date.now() / 1000;
   const out: ResourceRecord[] = [];
   for (const rec of records) {
     if (rec.bn !== undefined) bn = rec.bn;
+    if (rec.bt !== undefined) bt = rec.bt; // a base time holds for the records after it, until the next
+    const time = bt === undefined && rec.t === undefined ? undefined : absoluteTime((bt ?? 0) + (rec.t ?? 0), now);
     const name = bn + (rec.n ?? '');
     let path: Lwm2mPath;
     try {
@@ -70,7 +84,7 @@ function fromSenml(records: SenmlRecord[], types: ResourceTypeLookup | undefined
       continue;
     }
     if (path.resourceId === undefined) throw new DecodeError(`SenML: value record "${name}" is not a resource path`);
-    out.push({ path, value });
+    out.push(time === undefined ? { path, value } : { path, value, time });
   }
   return out;
 }
@@ -122,6 +136,11 @@ function jsonToRecord(r: Record<string, unknown>): SenmlRecord {
     if (typeof r.n !== 'string') throw new DecodeError('SenML JSON: n must be a string');
     out.n = r.n;
   }
+  for (const key of ['bt', 't'] as const) {
+    if (r[key] === undefined) continue;
+    if (typeof r[key] !== 'number' || !Number.isFinite(r[key])) throw new DecodeError(`SenML JSON: ${key} must be a number`);
+    out[key] = r[key] as number;
+  }
   if (r.v !== undefined) out.v = r.v as number;
   if (r.vs !== undefined) out.vs = r.vs as string;
   if (r.vb !== undefined) out.vb = r.vb as boolean;
@@ -136,7 +155,9 @@ function jsonToRecord(r: Record<string, unknown>): SenmlRecord {
 function recordToJson(r: SenmlRecord): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if (r.bn !== undefined) out.bn = r.bn;
+  if (r.bt !== undefined) out.bt = r.bt;
   if (r.n !== undefined) out.n = r.n;
+  if (r.t !== undefined) out.t = r.t;
   if (r.v !== undefined) out.v = r.v;
   if (r.vs !== undefined) out.vs = r.vs;
   if (r.vb !== undefined) out.vb = r.vb;
@@ -145,8 +166,31 @@ function recordToJson(r: SenmlRecord): Record<string, unknown> {
   return out;
 }
 
-export function encodeSenmlJson(records: ResourceRecord[], basePath?: Lwm2mPath): Buffer {
-  return Buffer.from(JSON.stringify(toSenml(records, basePath).map(recordToJson)), 'utf8');
+/**
+ * The resources of an instance the client is to number itself (Create on /o without an instance
+ * id): no base name, each name is the resource id ("5700", "5700/0" for a resource instance)
+ * relative to the object the request targets, so that bn + n never reads as an /o/i path.
+ */
+function toSenmlNewInstance(records: ResourceRecord[]): SenmlRecord[] {
+  return records.map((r) => {
+    if (r.path.resourceId === undefined) throw new EncodeError('SenML: values need resource paths');
+    const out: SenmlRecord = { n: r.path.resourceInstanceId === undefined ? `${r.path.resourceId}` : `${r.path.resourceId}/${r.path.resourceInstanceId}` };
+    putValue(out, r.value);
+    return out;
+  });
+}
+
+export interface SenmlEncodeOptions {
+  /** Create without an instance id: names relative to the object (see toSenmlNewInstance). */
+  newInstance?: boolean;
+}
+
+function senmlRecords(records: ResourceRecord[], basePath: Lwm2mPath | undefined, o: SenmlEncodeOptions): SenmlRecord[] {
+  return o.newInstance ? toSenmlNewInstance(records) : toSenml(records, basePath);
+}
+
+export function encodeSenmlJson(records: ResourceRecord[], basePath?: Lwm2mPath, o: SenmlEncodeOptions = {}): Buffer {
+  return Buffer.from(JSON.stringify(senmlRecords(records, basePath, o).map(recordToJson)), 'utf8');
 }
 
 export function decodeSenmlJson(payload: Buffer, types?: ResourceTypeLookup): ResourceRecord[] {
@@ -163,8 +207,11 @@ function cborToRecords(payload: Buffer): SenmlRecord[] {
     const out: SenmlRecord = {};
     for (const [key, value] of item) {
       const label = CBOR_LABELS[String(key)];
-      if (!label || label === 'bt' || label === 't') continue; // times and unknown labels carry no value
-      if (label === 'vd') {
+      if (!label) continue; // unknown labels carry nothing we use
+      if (label === 'bt' || label === 't') {
+        if ((typeof value !== 'number' && typeof value !== 'bigint') || !Number.isFinite(Number(value))) throw new DecodeError(`SenML CBOR: ${label} must be a number`);
+        out[label] = Number(value);
+      } else if (label === 'vd') {
         if (!Buffer.isBuffer(value)) throw new DecodeError('SenML CBOR: vd must be a byte string');
         out.vd = value;
       } else if (label === 'v') {
@@ -188,8 +235,8 @@ function recordsToCbor(records: SenmlRecord[]): Buffer {
   }));
 }
 
-export function encodeSenmlCbor(records: ResourceRecord[], basePath?: Lwm2mPath): Buffer {
-  return recordsToCbor(toSenml(records, basePath));
+export function encodeSenmlCbor(records: ResourceRecord[], basePath?: Lwm2mPath, o: SenmlEncodeOptions = {}): Buffer {
+  return recordsToCbor(senmlRecords(records, basePath, o));
 }
 
 export function decodeSenmlCbor(payload: Buffer, types?: ResourceTypeLookup): ResourceRecord[] {

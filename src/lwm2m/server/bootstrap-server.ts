@@ -6,7 +6,7 @@
  */
 import { EventEmitter } from 'events';
 import { CoapTimeoutError, CoapTransport, Exchange, Peer } from '../coap/transport';
-import { encodeRecords, FORMAT_CODES, FormatName, formatName, parseLinkFormat, treeToRecords } from '../content';
+import { DecodeError, encodeRecords, FORMAT_CODES, FormatName, formatName, Link, parseLinkFormat, treeToRecords } from '../content';
 import { ObjectRegistry } from '../model';
 import { formatPath, parsePath } from '../path';
 import { Lwm2mError, ResourceRecord, ResourceValue } from '../types';
@@ -107,8 +107,10 @@ export class BootstrapServer extends EventEmitter {
     }
     const config = this.configFor(endpoint);
     if (!config) {
-      exchange.respond({ code: '4.01', payload: Buffer.from(`no bootstrap configuration for ${endpoint}`) });
-      this.emitEvent({ endpoint, event: 'failed', step: 'request', code: '4.01', error: 'no bootstrap configuration', address: req.peer.address, port: req.peer.port });
+      // LwM2M 1.1 Transport §6.3.1: Bootstrap-Request answers 4.00 Bad Request for an unknown endpoint
+      // (4.01 is for an unauthorized one)
+      exchange.respond({ code: '4.00', payload: Buffer.from(`no bootstrap configuration for ${endpoint}`) });
+      this.emitEvent({ endpoint, event: 'failed', step: 'request', code: '4.00', error: 'no bootstrap configuration', address: req.peer.address, port: req.peer.port });
       return;
     }
     const pct = Number(query.get('pct'));
@@ -148,8 +150,17 @@ export class BootstrapServer extends EventEmitter {
       return payload.toString('utf8');
     };
     try {
-      // Bootstrap-Discover tells which /0 instance is the client's own bootstrap account
-      const links = parseLinkFormat(await step('discover /', { method: 'GET', path: '/', accept: FORMAT_CODES['link-format'] }));
+      // Bootstrap-Discover tells which /0 instance is the client's own bootstrap account. A device
+      // that does not do it (LwM2M 1.0, or answers 4.05/4.04/4.00) still gets bootstrapped: without
+      // discover data, /0 and /1 are deleted wholesale and written from instance 0, as before
+      // Bootstrap-Discover was used.
+      let links: Link[] = [];
+      try {
+        links = parseLinkFormat(await step('discover /', { method: 'GET', path: '/', accept: FORMAT_CODES['link-format'] }));
+      } catch (err) {
+        const answered = err instanceof BootstrapSessionError && err.code !== undefined;
+        if (!answered && !(err instanceof DecodeError)) throw err;
+      }
       const usedSecurity = new Set(links.map((l) => /^\/0\/(\d+)$/.exec(l.uri)?.[1]).filter(Boolean).map(Number));
       for (const path of config.deletePaths ?? ['/0', '/1']) {
         await step(`delete ${path}`, { method: 'DELETE', path: formatPath(parsePath(path)) });

@@ -8,12 +8,12 @@ import {
 } from '../coap/transport';
 import { DEFAULT_PARAMETERS, maxTransmitWaitMs } from '../coap/params';
 import {
-  decodeRecords, encodePathList, encodeRecords, FORMAT_CODES, FormatName, formatName, Link,
+  decodeRecords, encodePathList, encodeRecords, FORMAT_CODES, FormatName, formatName, Link, NEW_INSTANCE_FORMATS,
   parseLinkFormat, recordsToComposite, recordsToTree, toFormatName, treeToRecords, DecodeError,
 } from '../content';
 import { ObjectRegistry } from '../model';
 import { formatPath, parsePath, pathDepth } from '../path';
-import { Lwm2mError, Lwm2mPath, ResourceRecord, ValueTree } from '../types';
+import { Lwm2mError, Lwm2mPath, ResourceRecord, ResourceValue, ValueTree } from '../types';
 import {
   DeviceNotFoundError, DeviceTimeoutError, QueueError, RequestFailedError, ServerStoppedError,
 } from './errors';
@@ -51,9 +51,14 @@ export interface RequestOptions {
   timeoutMs?: number;
 }
 
+/** Notification attributes; `null` removes one (sent as the bare key, e.g. `?pmin`). */
 export interface WriteAttributes {
-  pmin?: number; pmax?: number; gt?: number; lt?: number; st?: number; epmin?: number; epmax?: number;
+  pmin?: number | null; pmax?: number | null; gt?: number | null; lt?: number | null; st?: number | null;
+  epmin?: number | null; epmax?: number | null;
 }
+
+const ATTRIBUTE_KEYS = ['pmin', 'pmax', 'gt', 'lt', 'st', 'epmin', 'epmax'] as const;
+const NUMERIC_TYPES = new Set(['integer', 'unsigned', 'float']);
 
 export interface Notification {
   endpoint: string;
@@ -66,6 +71,16 @@ export interface Notification {
   receivedAt: Date;
 }
 
+/** What a device pushed with the Send operation (POST /dp), emitted as 'send'. */
+export interface SendEvent {
+  endpoint: string;
+  /** Keyed by full path, like a Read-Composite result; the newest value of a path. */
+  value: Record<string, ResourceValue>;
+  /** Every record, time-stamped ones (SenML bt/t) with their `time`. */
+  records: ResourceRecord[];
+  format: FormatName;
+}
+
 export interface ObservationInfo {
   observationId: string;
   endpoint: string;
@@ -75,12 +90,24 @@ export interface ObservationInfo {
 interface ActiveObservation extends ObservationInfo {
   handle: Observation;
   basePath?: Lwm2mPath;
+  /** The request that started it (an active cancel repeats it with Observe 1). */
+  request: Omit<CoapRequestSpec, 'observe'>;
 }
 
 interface QueuedRequest {
   run: () => void;
   fail: (err: Error) => void;
   timer: NodeJS.Timeout;
+}
+
+/**
+ * Register/Update payloads are CoRE link format (40); some clients (LwM2M 1.0 era, and a few
+ * modems) label them text/plain (0): accept both, refuse others.
+ */
+function checkLinkPayloadFormat(contentFormat: number | undefined): void {
+  if (contentFormat !== undefined && contentFormat !== FORMAT_CODES['link-format'] && contentFormat !== FORMAT_CODES.text) {
+    throw new BadRegistrationError(`registration payload must be link-format (40), not ${contentFormat}`);
+  }
 }
 
 export class Lwm2mServer extends EventEmitter {
@@ -207,7 +234,7 @@ export class Lwm2mServer extends EventEmitter {
       else if (pathSegments.length === 2 && method === 'DELETE') this.deregister(exchange, pathSegments[1]);
       else exchange.respond({ code: '4.05' });
     } catch (err) {
-      if (err instanceof BadRegistrationError) this.reject(exchange, '4.00', err.message);
+      if (err instanceof BadRegistrationError) this.reject(exchange, err.code, err.message);
       else throw err;
     }
   }
@@ -215,11 +242,11 @@ export class Lwm2mServer extends EventEmitter {
   private register(exchange: Exchange): void {
     const req = exchange.request;
     const params = parseRegisterQuery(req.query, this.options.minLifetime);
-    if (req.contentFormat !== undefined && req.contentFormat !== FORMAT_CODES['link-format']) {
-      throw new BadRegistrationError(`registration payload must be link-format (40), not ${req.contentFormat}`);
-    }
+    checkLinkPayloadFormat(req.contentFormat);
     const objectLinks = req.payload.toString('utf8');
     const parsed = parseObjectLinks(objectLinks);
+    // the Objects and Object Instances are a mandatory parameter of Register
+    if (parsed.objects.length === 0) throw new BadRegistrationError('Register names no object: the payload needs links like </1/0>,</3/0>');
     if (!this.store.byEndpointName(params.endpoint) && this.store.full) {
       exchange.respond({ code: '5.03', payload: Buffer.from('registration store is full') });
       return;
@@ -258,17 +285,21 @@ export class Lwm2mServer extends EventEmitter {
     }
     const req = exchange.request;
     const q = parseQuery(req.query);
+    // the endpoint name belongs to Register only: an Update cannot change it
+    if (q.has('ep')) throw new BadRegistrationError('Update must not carry ep= (the endpoint name is given at Register only)');
     const lifetime = parseLifetime(q.get('lt'), this.options.minLifetime);
     const binding = parseBinding(q.get('b'));
+    if (req.payload.length > 0) checkLinkPayloadFormat(req.contentFormat);
     const parsed = req.payload.length > 0 ? parseObjectLinks(req.payload.toString('utf8')) : undefined;
     const previous = { ...registration };
     if (lifetime !== undefined) registration.lifetime = lifetime;
-    if (binding !== undefined) {
-      registration.binding = binding;
-      registration.queueMode = binding.includes('Q') || q.has('Q');
-    } else if (q.has('Q')) {
-      registration.queueMode = true;
+    if (binding !== undefined) registration.binding = binding;
+    if (registration.lwm2mVersion === '1.0') {
+      // LwM2M 1.0 says queue mode in the binding (UQ): an Update with a binding switches it
+      if (binding !== undefined) registration.queueMode = binding.includes('Q') || q.has('Q');
+      else if (q.has('Q')) registration.queueMode = true;
     }
+    // LwM2M 1.1+: queue mode is the Q parameter of Register only; an Update (b=U or not) keeps it
     if (q.has('sms')) registration.smsNumber = q.get('sms') || undefined;
     if (parsed) {
       registration.objectLinks = req.payload.toString('utf8');
@@ -348,7 +379,8 @@ export class Lwm2mServer extends EventEmitter {
     }
     exchange.respond({ code: '2.04' });
     this.heard(registration);
-    this.emit('send', { endpoint: registration.endpoint, value: recordsToComposite(records), records, format });
+    const event: SendEvent = { endpoint: registration.endpoint, value: recordsToComposite(records), records, format };
+    this.emit('send', event);
   }
 
   // ---- queue mode ----
@@ -438,11 +470,17 @@ export class Lwm2mServer extends EventEmitter {
     if (this.options.defaultFormat) return this.options.defaultFormat;
     const advertised = registration.supportedFormats;
     if (registration.lwm2mVersion === '1.0') {
-      return advertised.includes(FORMAT_CODES['oma-json']) && !advertised.includes(FORMAT_CODES.tlv) ? 'oma-json' : 'tlv';
+      const json = advertised.includes(FORMAT_CODES['oma-json']) || advertised.includes(1543);
+      const tlv = advertised.includes(FORMAT_CODES.tlv) || advertised.includes(1542);
+      return json && !tlv ? 'oma-json' : 'tlv';
     }
-    for (const name of ['senml-cbor', 'senml-json', 'lwm2m-cbor', 'tlv'] as FormatName[]) {
+    // LwM2M 1.1+: the first of these the device advertised in `</>;ct=` (1.0's JSON last, and also its
+    // pre-registration code 1543)
+    for (const name of ['senml-cbor', 'senml-json', 'lwm2m-cbor', 'tlv', 'oma-json'] as FormatName[]) {
       if (advertised.includes(FORMAT_CODES[name])) return name;
     }
+    if (advertised.includes(1542)) return 'tlv';
+    if (advertised.includes(1543)) return 'oma-json';
     return 'senml-cbor';
   }
 
@@ -481,7 +519,9 @@ export class Lwm2mServer extends EventEmitter {
     const name = requested !== undefined && requested !== '' && requested !== 'auto' ? toFormatName(requested) : undefined;
     if (name === 'senml-json' || name === 'senml-cbor' || name === 'lwm2m-cbor') return name;
     if (name) throw new Lwm2mError(`composite operations need senml-json, senml-cbor or lwm2m-cbor, not ${name}`);
-    if (registration.supportedFormats.includes(FORMAT_CODES['senml-json']) && !registration.supportedFormats.includes(FORMAT_CODES['senml-cbor'])) return 'senml-json';
+    for (const candidate of ['senml-cbor', 'senml-json', 'lwm2m-cbor'] as const) {
+      if (registration.supportedFormats.includes(FORMAT_CODES[candidate])) return candidate;
+    }
     return 'senml-cbor';
   }
 
@@ -519,17 +559,53 @@ export class Lwm2mServer extends EventEmitter {
   }
 
   async writeAttributes(endpoint: string, path: string, attrs: WriteAttributes, o: RequestOptions = {}): Promise<{ code: string }> {
-    const canonical = formatPath(parsePath(path));
-    const query: string[] = [];
-    for (const key of ['pmin', 'pmax', 'gt', 'lt', 'st', 'epmin', 'epmax'] as (keyof WriteAttributes)[]) {
-      const v = attrs[key];
-      if (v === undefined || v === null) continue;
-      if (typeof v !== 'number' || !Number.isFinite(v)) throw new Lwm2mError(`attribute ${key} must be a number`);
-      query.push(`${key}=${v}`);
-    }
-    if (query.length === 0) throw new Lwm2mError('write-attributes needs at least one of pmin, pmax, gt, lt, st, epmin, epmax');
+    const parsed = parsePath(path);
+    const canonical = formatPath(parsed);
+    const query = this.attributeQuery(parsed, attrs);
     const response = await this.deviceRequest(endpoint, canonical, { method: 'PUT', path: canonical, query }, o);
     return { code: response.code };
+  }
+
+  /**
+   * Checks notification attributes before they are sent (LwM2M 1.1 Core §5.1.2): pmin ≤ pmax,
+   * epmin ≤ epmax, lt < gt, lt + 2·st < gt (among the values given in this request), periods and
+   * st not negative, periods whole seconds; gt/lt/st only on a resource of a numeric type (when the
+   * object model knows it). gt and lt may be negative: they are thresholds on the value.
+   */
+  private attributeQuery(path: Lwm2mPath, attrs: WriteAttributes): string[] {
+    if (!attrs || typeof attrs !== 'object') throw new Lwm2mError('write-attributes needs an object like {"pmin": 10, "pmax": 60}');
+    const where = formatPath(path);
+    const query: string[] = [];
+    const v: Partial<Record<(typeof ATTRIBUTE_KEYS)[number], number>> = {};
+    for (const key of ATTRIBUTE_KEYS) {
+      const value = attrs[key];
+      if (value === undefined) continue;
+      if (value === null) {
+        query.push(key); // no value: remove the attribute
+        continue;
+      }
+      if (typeof value !== 'number' || !Number.isFinite(value)) throw new Lwm2mError(`${where}: attribute ${key} must be a number or null (to remove it), not ${JSON.stringify(value)}`);
+      if (key !== 'gt' && key !== 'lt' && value < 0) throw new Lwm2mError(`${where}: attribute ${key} must not be negative (${value})`);
+      if (key !== 'gt' && key !== 'lt' && key !== 'st' && !Number.isInteger(value)) throw new Lwm2mError(`${where}: attribute ${key} is a whole number of seconds, not ${value}`);
+      v[key] = value;
+      query.push(`${key}=${value}`);
+    }
+    if (query.length === 0) throw new Lwm2mError('write-attributes needs at least one of pmin, pmax, gt, lt, st, epmin, epmax');
+    if (v.pmin !== undefined && v.pmax !== undefined && v.pmin > v.pmax) throw new Lwm2mError(`${where}: pmin (${v.pmin}) must not be greater than pmax (${v.pmax})`);
+    if (v.epmin !== undefined && v.epmax !== undefined && v.epmin > v.epmax) throw new Lwm2mError(`${where}: epmin (${v.epmin}) must not be greater than epmax (${v.epmax})`);
+    if (v.lt !== undefined && v.gt !== undefined) {
+      if (!(v.lt < v.gt)) throw new Lwm2mError(`${where}: lt (${v.lt}) must be less than gt (${v.gt})`);
+      if (v.st !== undefined && !(v.lt + 2 * v.st < v.gt)) throw new Lwm2mError(`${where}: lt + 2·st (${v.lt} + 2·${v.st}) must be less than gt (${v.gt})`);
+    }
+    const thresholds = (['gt', 'lt', 'st'] as const).filter((k) => attrs[k] !== undefined && attrs[k] !== null);
+    if (thresholds.length) {
+      if (path.resourceId === undefined) throw new Lwm2mError(`${where}: ${thresholds.join(', ')} apply to a numeric resource, not to an object or instance`);
+      const type = this.registry.resourceType(path.objectId, path.resourceId);
+      if (type !== undefined && !NUMERIC_TYPES.has(type)) {
+        throw new Lwm2mError(`${where}: ${thresholds.join(', ')} apply to numeric resources only, and this one is ${type}`);
+      }
+    }
+    return query;
   }
 
   async execute(endpoint: string, path: string, args?: string, o: RequestOptions = {}): Promise<{ code: string }> {
@@ -553,10 +629,25 @@ export class Lwm2mServer extends EventEmitter {
       const base = { objectId: parsed.objectId, instanceId: o.instanceId };
       payload = encodeRecords(format, treeToRecords(base, value, this.registry), { basePath: format === 'tlv' ? parsed : base, types: this.registry });
     } else {
-      // without an instance id the client picks one: only TLV can say "resources of a new instance"
-      format = 'tlv';
+      // Without an instance id the client picks one. TLV says it plainly (resource TLVs without an
+      // instance wrapper, OMA-TS Core §6.3.6 / OMA_LwM2M_for_Developers#422), and Leshan sends only
+      // TLV here: its CreateRequest refuses other formats when the instance id is unknown, SenML
+      // waiting for OMA (leshan#917, wakaama#434). So: LwM2M 1.0 devices, and devices that
+      // advertised TLV or no formats at all, get TLV; a device that advertised other formats only
+      // gets its negotiated format — SenML names the records relative to the object, with no base
+      // name ("5700", "5700/0"), so that no bn + n reads as an /object/instance path; LwM2M CBOR
+      // puts the resource ids at the top level. OMA JSON, text and opaque cannot say it: TLV.
+      const registration = this.registration(endpoint);
+      const requested = o.format !== undefined && o.format !== '' && o.format !== 'auto';
+      const advertised = registration.supportedFormats;
+      const tlvOk = registration.lwm2mVersion === '1.0' || advertised.length === 0
+        || advertised.includes(FORMAT_CODES.tlv) || advertised.includes(1542);
+      if (requested && !NEW_INSTANCE_FORMATS.includes(format)) {
+        throw new Lwm2mError(`create without an instance id cannot use ${format}: use tlv, senml-json, senml-cbor or lwm2m-cbor, or give an instance id`);
+      }
+      if (!requested && (tlvOk || !NEW_INSTANCE_FORMATS.includes(format))) format = 'tlv';
       const base = { objectId: parsed.objectId, instanceId: 0 };
-      payload = encodeRecords('tlv', treeToRecords(base, value, this.registry), { basePath: base, types: this.registry });
+      payload = encodeRecords(format, treeToRecords(base, value, this.registry), { basePath: base, types: this.registry, newInstance: true });
     }
     const response = await this.deviceRequest(endpoint, canonical, { method: 'POST', path: canonical, contentFormat: FORMAT_CODES[format], payload }, o);
     return { code: response.code, location: response.locationPath.length ? `/${response.locationPath.join('/')}` : undefined };
@@ -579,11 +670,10 @@ export class Lwm2mServer extends EventEmitter {
     const canonical = formatPath(parsed);
     const registration = this.registration(endpoint);
     const format = this.negotiateFormat(registration, o.format);
-    const handle = await this.startObservation(registration, canonical, {
-      method: 'GET', path: this.uriPath(registration, canonical), accept: FORMAT_CODES[format],
-    }, o);
+    const request: Omit<CoapRequestSpec, 'observe'> = { method: 'GET', path: this.uriPath(registration, canonical), accept: FORMAT_CODES[format] };
+    const handle = await this.startObservation(registration, canonical, request, o);
     const { records } = this.decode(handle.first, parsed, endpoint, canonical);
-    const observationId = this.track(endpoint, canonical, handle, parsed);
+    const observationId = this.track(endpoint, canonical, handle, parsed, request);
     return { code: handle.first.code, value: recordsToTree(parsed, records), observationId };
   }
 
@@ -592,12 +682,13 @@ export class Lwm2mServer extends EventEmitter {
     const canonical = parsed.map(formatPath);
     const registration = this.registration(endpoint);
     const format = this.compositeFormat(registration, o.format);
-    const handle = await this.startObservation(registration, canonical.join(','), {
+    const request: Omit<CoapRequestSpec, 'observe'> = {
       method: 'FETCH', path: this.uriPath(registration, '/'), accept: FORMAT_CODES[format], contentFormat: FORMAT_CODES[format],
       payload: encodePathList(format, parsed),
-    }, o);
+    };
+    const handle = await this.startObservation(registration, canonical.join(','), request, o);
     const { records } = this.decode(handle.first, { objectId: 0 }, endpoint, 'composite');
-    const observationId = this.track(endpoint, canonical, handle, undefined);
+    const observationId = this.track(endpoint, canonical, handle, undefined, request);
     return { code: handle.first.code, value: recordsToComposite(records), observationId };
   }
 
@@ -623,11 +714,11 @@ export class Lwm2mServer extends EventEmitter {
     return handle;
   }
 
-  private track(endpoint: string, path: string | string[], handle: Observation, basePath: Lwm2mPath | undefined): string {
+  private track(endpoint: string, path: string | string[], handle: Observation, basePath: Lwm2mPath | undefined, request: Omit<CoapRequestSpec, 'observe'>): string {
     const key = this.observationKey(endpoint, path);
     this.observations.get(key)?.handle.close();
     const observationId = handle.token.toString('hex');
-    const active: ActiveObservation = { observationId, endpoint, path, handle, basePath };
+    const active: ActiveObservation = { observationId, endpoint, path, handle, basePath, request };
     this.observations.set(key, active);
     handle.on('notification', (response) => this.notification(active, response));
     handle.on('end', () => {
@@ -669,11 +760,13 @@ export class Lwm2mServer extends EventEmitter {
     if (!active) throw new Lwm2mError(`${endpoint}: no observation of ${Array.isArray(canonical) ? canonical.join(',') : canonical}`);
     this.observations.delete(key);
     active.handle.close();
-    if (o.active && !Array.isArray(canonical)) {
-      // active cancel: GET with Observe 1 and the same token
+    if (o.active) {
+      // active cancel (RFC 7641 §3.6): the request that started it — GET, or for a composite
+      // observation FETCH with the same path list and content format — with Observe 1, same token
       const registration = this.registration(endpoint);
       await this.transport.request({ address: registration.address, port: registration.port }, {
-        method: 'GET', path: this.uriPath(registration, canonical), observe: 1, token: active.handle.token, timeoutMs: o.timeoutMs,
+        ...active.request, path: this.uriPath(registration, Array.isArray(canonical) ? '/' : canonical),
+        observe: 1, token: active.handle.token, timeoutMs: o.timeoutMs,
       }).catch((err: Error) => this.emit('warning', err));
     }
   }

@@ -35,7 +35,12 @@ export interface Registration extends RegisterParams {
   expiresAt: Date;
 }
 
-export class BadRegistrationError extends Lwm2mError {}
+export class BadRegistrationError extends Lwm2mError {
+  /** The CoAP code the registration interface answers with (4.00 unless said otherwise). */
+  constructor(message: string, readonly code: string = '4.00') {
+    super(message);
+  }
+}
 
 export const DEFAULT_LIFETIME = 86400;
 const SUPPORTED_VERSIONS = new Set(['1.0', '1.1', '1.2']);
@@ -82,13 +87,13 @@ export function parseObjectLinks(text: string): ParsedObjects {
   let supportedFormats: number[] = [];
   const objects: RegisteredObject[] = [];
   const root = links.find((l) => l.params.rt === 'oma.lwm2m');
-  if (root) {
-    rootPath = root.uri.endsWith('/') ? root.uri : `${root.uri}/`;
-    const ct = root.params.ct;
-    if (typeof ct === 'string') supportedFormats = ct.split(/\s+/).filter(Boolean).map(Number).filter((n) => Number.isInteger(n));
-  }
+  if (root) rootPath = root.uri.endsWith('/') ? root.uri : `${root.uri}/`;
+  // the formats may come on the root link without rt="oma.lwm2m" (`</>;ct=110`): rt only matters
+  // for an alternate root path
+  const formatLink = root ?? links.find((l) => l.uri === '/' && l.params.ct !== undefined);
+  if (formatLink) supportedFormats = parseContentFormats(formatLink.params.ct);
   for (const link of links) {
-    if (link === root) continue;
+    if (link === root || link === formatLink) continue;
     if (!link.uri.startsWith(rootPath)) continue; // links outside the LwM2M root are not objects
     const rest = link.uri.slice(rootPath.length);
     const m = /^(\d{1,5})(?:\/(\d{1,5}))?$/.exec(rest);
@@ -104,6 +109,17 @@ export function parseObjectLinks(text: string): ParsedObjects {
   return { rootPath, objects, supportedFormats };
 }
 
+/** `ct=110`, `ct="60 110 112"` (a quoted space-separated list), or nothing. */
+export function parseContentFormats(ct: string | true | undefined): number[] {
+  if (typeof ct !== 'string') return [];
+  const out: number[] = [];
+  for (const part of ct.split(/[\s,]+/)) {
+    if (!/^\d{1,5}$/.test(part)) continue;
+    const code = Number(part);
+    if (code <= 65535 && !out.includes(code)) out.push(code);
+  }
+  return out;
+}
 
 export function parseRegisterQuery(query: string[], minLifetime: number): RegisterParams {
   const q = parseQuery(query);
@@ -111,7 +127,8 @@ export function parseRegisterQuery(query: string[], minLifetime: number): Regist
   if (!endpoint) throw new BadRegistrationError('missing endpoint name (ep=)');
   if (endpoint.length > 256) throw new BadRegistrationError('endpoint name longer than 256 characters');
   const lwm2mVersion = q.get('lwm2m') ?? '1.0';
-  if (!SUPPORTED_VERSIONS.has(lwm2mVersion)) throw new BadRegistrationError(`unsupported LwM2M version "${lwm2mVersion}"`);
+  // LwM2M 1.1 Transport §6.4.1: a version the server does not support is 4.12 Precondition Failed
+  if (!SUPPORTED_VERSIONS.has(lwm2mVersion)) throw new BadRegistrationError(`unsupported LwM2M version "${lwm2mVersion}"`, '4.12');
   const binding = parseBinding(q.get('b')) ?? 'U';
   return {
     endpoint,

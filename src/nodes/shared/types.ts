@@ -22,7 +22,7 @@ export interface Lwm2mMessage extends NodeMessage {
   path?: string | string[] | Record<string, unknown>;
   format?: string;
   code?: string;
-  attributes?: Record<string, number>;
+  attributes?: Record<string, number | null>;
   instanceId?: number;
   lwm2m?: Record<string, unknown>;
 }
