@@ -50,6 +50,16 @@ describe('software LwM2M client', function () {
     assert.ok(values[0][1] - started >= 800, `notified after ${values[0][1] - started} ms, pmin is 1 s`);
   });
 
+  it('creates instances without an id from SenML JSON, SenML CBOR and LwM2M CBOR (names relative to the object)', async () => {
+    let expected = 1;
+    for (const format of ['senml-json', 'senml-cbor', 'lwm2m-cbor', 'tlv']) {
+      const created = await server.create('c1', '/3303', { 5700: expected + 0.5, 5701: format }, { format });
+      assert.deepStrictEqual(created, { code: '2.01', location: `/3303/${expected}` });
+      assert.deepStrictEqual([client.getValue(`/3303/${expected}/5700`), client.getValue(`/3303/${expected}/5701`)], [expected + 0.5, format]);
+      expected++;
+    }
+  });
+
   it('refuses writes to read-only resources and unknown instances, executes, creates and deletes', async () => {
     await assert.rejects(server.write('c1', '/3303/0/5700', 1), (e) => e.code === '4.05');
     await assert.rejects(server.write('c1', '/3303/9/5750', 'x'), (e) => e.code === '4.04');

@@ -657,7 +657,7 @@ export class Lwm2mClient extends EventEmitter {
     return undefined;
   }
 
-  private decodeBody(exchange: Exchange, basePath: Lwm2mPath): ResourceRecord[] | undefined {
+  private decodeBody(exchange: Exchange, basePath: Lwm2mPath, newInstance = false): ResourceRecord[] | undefined {
     const req = exchange.request;
     const format = req.contentFormat !== undefined ? formatName(req.contentFormat) : 'text';
     if (!format || format === 'link-format') {
@@ -666,7 +666,7 @@ export class Lwm2mClient extends EventEmitter {
     }
     let records: ResourceRecord[];
     try {
-      records = decodeRecords(format, req.payload, { basePath, types: this.registry });
+      records = decodeRecords(format, req.payload, { basePath, types: this.registry, newInstance });
     } catch (err) {
       exchange.respond({ code: '4.00', payload: Buffer.from(err instanceof DecodeError ? err.message : 'bad payload') });
       return undefined;
@@ -758,17 +758,34 @@ export class Lwm2mClient extends EventEmitter {
     });
   }
 
+  /**
+   * SenML / LwM2M CBOR of a Create without an instance id (what Lwm2mServer.create sends): names
+   * relative to the object that do not read as instance/resource ("5700"), so they are resources
+   * of the new instance.
+   */
+  private namesResourcesOfNewInstance(exchange: Exchange, path: Lwm2mPath): boolean {
+    const format = exchange.request.contentFormat !== undefined ? formatName(exchange.request.contentFormat) : undefined;
+    if (format !== 'senml-json' && format !== 'senml-cbor' && format !== 'lwm2m-cbor') return false;
+    try {
+      return decodeRecords(format, exchange.request.payload, { basePath: path, types: this.registry }).some((r) => r.path.resourceId === undefined);
+    } catch {
+      return true; // names like "5700" are not paths of their own
+    }
+  }
+
   private create(exchange: Exchange, path: Lwm2mPath): void {
     const payload = exchange.request.payload;
-    const records = this.decodeBody(exchange, path);
-    if (!records) return;
     // TLV resources at the top level: the client picks the new instance id
     const tlvWithoutInstance = exchange.request.contentFormat === FORMAT_CODES.tlv && payload.length > 0 && (payload[0] >> 6) !== 0;
+    const relativeNames = !tlvWithoutInstance && this.namesResourcesOfNewInstance(exchange, path);
+    const records = this.decodeBody(exchange, path, relativeNames);
+    if (!records) return;
+    const withoutInstance = tlvWithoutInstance || relativeNames;
     const existing = this.objects.instanceIds(path.objectId);
-    const instanceId = tlvWithoutInstance || records.length === 0
+    const instanceId = withoutInstance || records.length === 0
       ? (existing.length ? Math.max(...existing) + 1 : 0)
       : records[0].path.instanceId!;
-    if (!tlvWithoutInstance && existing.includes(instanceId)) return exchange.respond({ code: '4.00', payload: Buffer.from('instance exists') });
+    if (!withoutInstance && existing.includes(instanceId)) return exchange.respond({ code: '4.00', payload: Buffer.from('instance exists') });
     this.objects.setInstance(path.objectId, instanceId, {});
     this.objects.write(records.map((r) => ({ ...r, path: { ...r.path, instanceId } })));
     exchange.respond({ code: '2.01', locationPath: [String(path.objectId), String(instanceId)] });

@@ -66,10 +66,10 @@ export interface CodecOptions {
   basePath: Lwm2mPath;
   types?: ResourceTypeLookup;
   /**
-   * Encoding only: the records are the resources of a new instance whose id the client picks
+   * The records are the resources of a new instance whose id the client picks
    * (Create on an object path without an instance id). TLV sends resource TLVs without an instance
    * wrapper, SenML names relative to the object, LwM2M CBOR resource ids at the top level; OMA JSON,
-   * text and opaque cannot say it.
+   * text and opaque cannot say it. Decoding takes such names below instance 0 of the base object.
    */
   newInstance?: boolean;
 }
@@ -126,9 +126,9 @@ export function decodeRecords(format: FormatName, payload: Buffer, opts: CodecOp
     }
     case 'opaque': return [{ path: resourcePath(opts.basePath, 'opaque'), value: Buffer.from(payload) }];
     case 'tlv': return decodeTlv(payload, opts.basePath, opts.types);
-    case 'senml-json': return decodeSenmlJson(payload, opts.types);
-    case 'senml-cbor': return decodeSenmlCbor(payload, opts.types);
-    case 'lwm2m-cbor': return decodeLwm2mCbor(payload, opts.types);
+    case 'senml-json': return decodeSenmlJson(payload, opts.types, opts.newInstance ? `/${opts.basePath.objectId}/0/` : undefined);
+    case 'senml-cbor': return decodeSenmlCbor(payload, opts.types, opts.newInstance ? `/${opts.basePath.objectId}/0/` : undefined);
+    case 'lwm2m-cbor': return decodeLwm2mCbor(payload, opts.types, opts.newInstance ? [opts.basePath.objectId, 0] : []);
     case 'oma-json': return decodeOmaJson(payload, opts.types);
     default: throw new DecodeError(`${format} does not carry resource values`);
   }

@@ -54,7 +54,8 @@ function idsOf(key: CborValue): number[] {
   });
 }
 
-export function decodeLwm2mCbor(payload: Buffer, types?: ResourceTypeLookup): ResourceRecord[] {
+/** `prefix`: ids above the top-level keys (a Create's new instance: [objectId, 0]). */
+export function decodeLwm2mCbor(payload: Buffer, types?: ResourceTypeLookup, prefix: number[] = []): ResourceRecord[] {
   const root = decodeCbor(payload);
   if (!(root instanceof Map)) throw new DecodeError('LwM2M CBOR: expected a map');
   const out: ResourceRecord[] = [];
@@ -71,7 +72,7 @@ export function decodeLwm2mCbor(payload: Buffer, types?: ResourceTypeLookup): Re
       out.push({ path, value: toValue(value, types?.resourceType(ids[0], ids[2])) });
     }
   };
-  walk(root, []);
+  walk(root, prefix);
   return out;
 }
 

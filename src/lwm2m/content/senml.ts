@@ -61,7 +61,8 @@ function putValue(out: SenmlRecord, value: ResourceValue): void {
   else throw new EncodeError('SenML: unsupported value');
 }
 
-function fromSenml(records: SenmlRecord[], types: ResourceTypeLookup | undefined, requireValue: boolean): ResourceRecord[] {
+/** `relativeTo`: names without a leading "/" are taken below it (a Create's new instance, "/3303/0/"). */
+function fromSenml(records: SenmlRecord[], types: ResourceTypeLookup | undefined, requireValue: boolean, relativeTo = ''): ResourceRecord[] {
   let bn = '';
   let bt: number | undefined;
   const now = Date.now() / 1000;
@@ -70,7 +71,8 @@ function fromSenml(records: SenmlRecord[], types: ResourceTypeLookup | undefined
     if (rec.bn !== undefined) bn = rec.bn;
     if (rec.bt !== undefined) bt = rec.bt; // a base time holds for the records after it, until the next
     const time = bt === undefined && rec.t === undefined ? undefined : absoluteTime((bt ?? 0) + (rec.t ?? 0), now);
-    const name = bn + (rec.n ?? '');
+    const joined = bn + (rec.n ?? '');
+    const name = relativeTo && !joined.startsWith('/') ? relativeTo + joined : joined;
     let path: Lwm2mPath;
     try {
       path = parsePath(name);
@@ -193,8 +195,8 @@ export function encodeSenmlJson(records: ResourceRecord[], basePath?: Lwm2mPath,
   return Buffer.from(JSON.stringify(senmlRecords(records, basePath, o).map(recordToJson)), 'utf8');
 }
 
-export function decodeSenmlJson(payload: Buffer, types?: ResourceTypeLookup): ResourceRecord[] {
-  return fromSenml(parseJsonArray(payload).map(jsonToRecord), types, true);
+export function decodeSenmlJson(payload: Buffer, types?: ResourceTypeLookup, relativeTo?: string): ResourceRecord[] {
+  return fromSenml(parseJsonArray(payload).map(jsonToRecord), types, true, relativeTo);
 }
 
 // ---- CBOR ----
@@ -239,8 +241,8 @@ export function encodeSenmlCbor(records: ResourceRecord[], basePath?: Lwm2mPath,
   return recordsToCbor(senmlRecords(records, basePath, o));
 }
 
-export function decodeSenmlCbor(payload: Buffer, types?: ResourceTypeLookup): ResourceRecord[] {
-  return fromSenml(cborToRecords(payload), types, true);
+export function decodeSenmlCbor(payload: Buffer, types?: ResourceTypeLookup, relativeTo?: string): ResourceRecord[] {
+  return fromSenml(cborToRecords(payload), types, true, relativeTo);
 }
 
 // ---- path lists (composite requests) ----
