@@ -235,7 +235,7 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
     const server = this.options.server!;
     const events = this.events(key, peer);
     const conn = new DtlsConnection({
-      role: 'server', suites: this.suites, retransmitMs: this.options.retransmitMs, firstMessageSeq: hello.message.messageSeq,
+      role: 'server', suites: this.suites, retransmitMs: this.options.retransmitMs, firstMessageSeq: hello.message.messageSeq, firstRecordSeq: record.sequence,
       pskFor: (identity) => server.pskFor(identity, peer),
     }, events);
     events.bind(conn);

@@ -53,6 +53,12 @@ export interface ConnectionOptions {
   maxFlightTransmissions?: number;
   /** Server: the message_seq of the ClientHello that starts it (1 after a cookie exchange). */
   firstMessageSeq?: number;
+  /**
+   * Server: the record sequence number of that ClientHello. The stateless HelloVerifyRequest
+   * mirrored the first one's; numbering our records from the second one's keeps the client's
+   * replay window from taking the ServerHello for a replay of the HelloVerifyRequest.
+   */
+  firstRecordSeq?: number;
 }
 
 /** Handshake bodies above this are refused: PSK handshakes are a few hundred bytes. */
@@ -103,6 +109,7 @@ export class DtlsConnection {
     this.state = options.role === 'client' ? 'wait-server-hello' : 'wait-client-hello';
     this.flightTimeoutMs = options.retransmitMs ?? 1000;
     this.recvSeq = options.firstMessageSeq ?? 0;
+    this.writes[0].sequence = options.firstRecordSeq ?? 0;
   }
 
   get connected(): boolean {
