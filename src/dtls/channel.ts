@@ -35,9 +35,7 @@ export interface DtlsChannelOptions {
 }
 
 /** A peer as the layer above sees it: its address and, over DTLS, the identity it proved. */
-export interface SecurePeer extends Peer {
-  identity?: string;
-}
+export type SecurePeer = Peer;
 
 export interface HandshakeEvent {
   peer: Peer;

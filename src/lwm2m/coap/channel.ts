@@ -9,6 +9,8 @@ import { EventEmitter } from 'events';
 export interface Peer {
   address: string;
   port: number;
+  /** The identity a secure channel (DTLS) authenticated the peer with; absent over plain UDP. */
+  identity?: string;
 }
 
 export interface DatagramChannel extends EventEmitter {

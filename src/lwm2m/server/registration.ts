@@ -33,6 +33,8 @@ export interface Registration extends RegisterParams {
   registeredAt: Date;
   updatedAt: Date;
   expiresAt: Date;
+  /** The DTLS identity the device registered with; absent for NoSec. Requests to it go over DTLS. */
+  identity?: string;
 }
 
 export class BadRegistrationError extends Lwm2mError {

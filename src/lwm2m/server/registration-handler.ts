@@ -1,0 +1,254 @@
+/**
+ * The registration interface (/rd: Register, Update, De-register) and Send (/dp), with the
+ * authorization of LwM2M Core §7.1 when a device comes over DTLS: an identity registers only the
+ * endpoint it is bound to, and only that identity may update, de-register or send for it; an
+ * endpoint with credentials cannot register without them.
+ */
+import type { Exchange, Peer as SecurePeer } from '../coap/transport';
+import { decodeRecords, FORMAT_CODES, formatName, recordsToComposite } from '../content';
+import type { ObjectRegistry } from '../model';
+import type { ResourceRecord, ResourceValue } from '../types';
+import type { FormatName } from '../content';
+import type { QueueMode } from './queue-mode';
+import {
+  BadRegistrationError, parseBinding, parseLifetime, parseObjectLinks, parseQuery, parseRegisterQuery, Registration,
+} from './registration';
+import { inScope, SecurityStore } from './security';
+import type { RegistrationStore } from './store';
+
+/** What a device pushed with the Send operation (POST /dp), emitted as 'send'. */
+export interface SendEvent {
+  endpoint: string;
+  /** Keyed by full path, like a Read-Composite result; the newest value of a path. */
+  value: Record<string, ResourceValue>;
+  /** Every record, time-stamped ones (SenML bt/t) with their `time`. */
+  records: ResourceRecord[];
+  format: FormatName;
+}
+
+/** A request refused for security reasons, emitted as 'securityRefused' (no key material in it). */
+export interface SecurityRefusal {
+  operation: 'register' | 'update' | 'deregister' | 'send' | 'bootstrap';
+  endpoint?: string;
+  identity?: string;
+  address: string;
+  port: number;
+  reason: string;
+}
+
+export interface RegistrationContext {
+  readonly store: RegistrationStore;
+  readonly security: SecurityStore;
+  readonly queue: QueueMode;
+  readonly registry: ObjectRegistry;
+  readonly minLifetime: number;
+  readonly expiryGraceMs: number;
+  newRegistrationId(): string;
+  /** Drops what the server held for a registration that is gone or replaced. */
+  forget(registration: Registration): void;
+  emit(event: string, ...args: unknown[]): boolean;
+}
+
+/**
+ * Register/Update payloads are CoRE link format (40); some clients (LwM2M 1.0 era, and a few
+ * modems) label them text/plain (0): accept both, refuse others.
+ */
+function checkLinkPayloadFormat(contentFormat: number | undefined): void {
+  if (contentFormat !== undefined && contentFormat !== FORMAT_CODES['link-format'] && contentFormat !== FORMAT_CODES.text) {
+    throw new BadRegistrationError(`registration payload must be link-format (40), not ${contentFormat}`);
+  }
+}
+
+/** Thrown after a 4.03 was sent, to end the request. */
+export class Forbidden extends Error {}
+
+export class RegistrationHandler {
+  constructor(private readonly ctx: RegistrationContext) {}
+
+  /** /rd requests. */
+  registrationInterface(exchange: Exchange): void {
+    const { method, pathSegments } = exchange.request;
+    try {
+      if (pathSegments.length === 1 && method === 'POST') this.register(exchange);
+      else if (pathSegments.length === 2 && method === 'POST') this.update(exchange, pathSegments[1]);
+      else if (pathSegments.length === 2 && method === 'DELETE') this.deregister(exchange, pathSegments[1]);
+      else exchange.respond({ code: '4.05' });
+    } catch (err) {
+      if (err instanceof BadRegistrationError) this.reject(exchange, err.code, err.message);
+      else if (!(err instanceof Forbidden)) throw err;
+    }
+  }
+
+  private reject(exchange: Exchange, code: string, message: string): void {
+    exchange.respond({ code, payload: Buffer.from(message) });
+    this.ctx.emit('warning', new BadRegistrationError(`${exchange.request.peer.address}:${exchange.request.peer.port}: ${message}`));
+  }
+
+  /** Answers 4.03 and reports the refusal; throws to end the request. */
+  private forbid(exchange: Exchange, operation: SecurityRefusal['operation'], endpoint: string | undefined, reason: string): never {
+    const peer = exchange.request.peer as SecurePeer;
+    exchange.respond({ code: '4.03', payload: Buffer.from(reason) });
+    const refusal: SecurityRefusal = { operation, endpoint, identity: peer.identity, address: peer.address, port: peer.port, reason };
+    this.ctx.emit('securityRefused', refusal);
+    throw new Forbidden(reason);
+  }
+
+  /**
+   * Whether the request's peer may act for `endpoint`: over DTLS, its identity must be bound to the
+   * endpoint (for this interface); over NoSec, the endpoint must have no credentials for it.
+   */
+  authorize(exchange: Exchange, operation: SecurityRefusal['operation'], endpoint: string): void {
+    const bootstrap = operation === 'bootstrap';
+    const identity = (exchange.request.peer as SecurePeer).identity;
+    if (identity !== undefined) {
+      const bound = this.ctx.security.byIdentity(identity);
+      if (!bound || bound.endpoint !== endpoint || !inScope(bound, bootstrap)) {
+        this.forbid(exchange, operation, endpoint, `identity ${identity} is not bound to endpoint ${endpoint}`);
+      }
+    } else if (this.ctx.security.byEndpoint(endpoint).some((e) => inScope(e, bootstrap))) {
+      this.forbid(exchange, operation, endpoint, `endpoint ${endpoint} has credentials: it must use DTLS`);
+    }
+  }
+
+  /** Update, De-register and Send: only from the identity (or the lack of one) that registered. */
+  private sameIdentity(exchange: Exchange, operation: SecurityRefusal['operation'], registration: Registration): void {
+    const identity = (exchange.request.peer as SecurePeer).identity;
+    if (identity !== registration.identity) {
+      this.forbid(exchange, operation, registration.endpoint, `registration ${registration.id} belongs to ${registration.identity === undefined ? 'a NoSec device' : 'another identity'}`);
+    }
+  }
+
+  private register(exchange: Exchange): void {
+    const req = exchange.request;
+    const ctx = this.ctx;
+    const params = parseRegisterQuery(req.query, ctx.minLifetime);
+    checkLinkPayloadFormat(req.contentFormat);
+    this.authorize(exchange, 'register', params.endpoint);
+    const objectLinks = req.payload.toString('utf8');
+    const parsed = parseObjectLinks(objectLinks);
+    // the Objects and Object Instances are a mandatory parameter of Register
+    if (parsed.objects.length === 0) throw new BadRegistrationError('Register names no object: the payload needs links like </1/0>,</3/0>');
+    if (!ctx.store.byEndpointName(params.endpoint) && ctx.store.full) {
+      exchange.respond({ code: '5.03', payload: Buffer.from('registration store is full') });
+      return;
+    }
+    const now = new Date();
+    const identity = (req.peer as SecurePeer).identity;
+    const registration: Registration = {
+      id: ctx.newRegistrationId(),
+      endpoint: params.endpoint,
+      lifetime: params.lifetime,
+      lwm2mVersion: params.lwm2mVersion,
+      binding: params.binding,
+      queueMode: params.queueMode,
+      smsNumber: params.smsNumber,
+      rootPath: parsed.rootPath,
+      objectLinks,
+      objects: parsed.objects,
+      supportedFormats: parsed.supportedFormats,
+      address: req.peer.address,
+      port: req.peer.port,
+      registeredAt: now,
+      updatedAt: now,
+      expiresAt: this.expiry(params.lifetime),
+      ...(identity !== undefined ? { identity } : {}),
+    };
+    const previous = ctx.store.add(registration);
+    if (previous) ctx.forget(previous);
+    ctx.queue.heard(registration);
+    exchange.respond({ code: '2.01', locationPath: ['rd', registration.id] });
+    ctx.emit('register', registration, previous);
+  }
+
+  private update(exchange: Exchange, id: string): void {
+    const ctx = this.ctx;
+    const registration = ctx.store.byRegistrationId(id);
+    if (!registration) {
+      exchange.respond({ code: '4.04', payload: Buffer.from(`no registration ${id}`) });
+      return;
+    }
+    this.sameIdentity(exchange, 'update', registration);
+    const req = exchange.request;
+    const q = parseQuery(req.query);
+    // the endpoint name belongs to Register only: an Update cannot change it
+    if (q.has('ep')) throw new BadRegistrationError('Update must not carry ep= (the endpoint name is given at Register only)');
+    const lifetime = parseLifetime(q.get('lt'), ctx.minLifetime);
+    const binding = parseBinding(q.get('b'));
+    if (req.payload.length > 0) checkLinkPayloadFormat(req.contentFormat);
+    const parsed = req.payload.length > 0 ? parseObjectLinks(req.payload.toString('utf8')) : undefined;
+    const previous = { ...registration };
+    if (lifetime !== undefined) registration.lifetime = lifetime;
+    if (binding !== undefined) registration.binding = binding;
+    if (registration.lwm2mVersion === '1.0') {
+      // LwM2M 1.0 says queue mode in the binding (UQ): an Update with a binding switches it
+      if (binding !== undefined) registration.queueMode = binding.includes('Q') || q.has('Q');
+      else if (q.has('Q')) registration.queueMode = true;
+    }
+    // LwM2M 1.1+: queue mode is the Q parameter of Register only; an Update (b=U or not) keeps it
+    if (q.has('sms')) registration.smsNumber = q.get('sms') || undefined;
+    if (parsed) {
+      registration.objectLinks = req.payload.toString('utf8');
+      registration.objects = parsed.objects;
+      registration.rootPath = parsed.rootPath;
+      if (parsed.supportedFormats.length) registration.supportedFormats = parsed.supportedFormats;
+    }
+    // NB-IoT NATs rebind often: the device is wherever its Update came from
+    registration.address = req.peer.address;
+    registration.port = req.peer.port;
+    registration.updatedAt = new Date();
+    registration.expiresAt = this.expiry(registration.lifetime);
+    ctx.store.touched(registration, previous.address, previous.port);
+    exchange.respond({ code: '2.04' });
+    ctx.queue.heard(registration);
+    ctx.emit('update', registration, previous);
+  }
+
+  private deregister(exchange: Exchange, id: string): void {
+    const registration = this.ctx.store.byRegistrationId(id);
+    if (!registration) {
+      exchange.respond({ code: '4.04', payload: Buffer.from(`no registration ${id}`) });
+      return;
+    }
+    this.sameIdentity(exchange, 'deregister', registration);
+    this.ctx.store.remove(registration);
+    this.ctx.forget(registration);
+    exchange.respond({ code: '2.02' });
+    this.ctx.emit('deregister', registration);
+  }
+
+  private expiry(lifetime: number): Date {
+    return new Date(Date.now() + lifetime * 1000 + this.ctx.expiryGraceMs);
+  }
+
+  /** /dp: data a registered device pushes. */
+  sendInterface(exchange: Exchange): void {
+    const req = exchange.request;
+    const registration = this.ctx.store.bySource(req.peer.address, req.peer.port);
+    if (!registration || req.method !== 'POST') {
+      exchange.respond({ code: registration ? '4.05' : '4.04', payload: Buffer.from('Send needs a registered device') });
+      return;
+    }
+    try {
+      this.sameIdentity(exchange, 'send', registration);
+    } catch (err) {
+      if (err instanceof Forbidden) return;
+      throw err;
+    }
+    const format = req.contentFormat !== undefined ? formatName(req.contentFormat) : undefined;
+    if (format !== 'senml-json' && format !== 'senml-cbor' && format !== 'lwm2m-cbor') {
+      exchange.respond({ code: '4.15', payload: Buffer.from('Send takes SenML JSON/CBOR or LwM2M CBOR') });
+      return;
+    }
+    let records: ResourceRecord[];
+    try {
+      records = decodeRecords(format, req.payload, { basePath: { objectId: 0 }, types: this.ctx.registry });
+    } catch (err) {
+      exchange.respond({ code: '4.00', payload: Buffer.from((err as Error).message) });
+      return;
+    }
+    exchange.respond({ code: '2.04' });
+    this.ctx.queue.heard(registration);
+    const event: SendEvent = { endpoint: registration.endpoint, value: recordsToComposite(records), records, format };
+    this.ctx.emit('send', event);
+  }
+}
