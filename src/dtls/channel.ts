@@ -32,6 +32,12 @@ export interface DtlsChannelOptions {
   retransmitMs?: number;
   /** Datagrams held per peer while its handshake runs. Default 16. */
   maxQueuedPerPeer?: number;
+  /**
+   * Client side: peers it has no credentials for are spoken to in plain CoAP on the same socket
+   * (a device that bootstraps over NoSec, then registers over DTLS). A peer with credentials is
+   * never heard in plain text. The first byte tells them apart (RFC 7983: DTLS 20–63, CoAP 64–127).
+   */
+  plaintextWithoutCredentials?: boolean;
 }
 
 /** A peer as the layer above sees it: its address and, over DTLS, the identity it proved. */
@@ -125,7 +131,8 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
     }
     const credentials = this.options.client?.credentialsFor(peer);
     if (!credentials) {
-      this.emit('dropped', 'no DTLS session with this peer', peer);
+      if (this.options.plaintextWithoutCredentials) this.lower.send(datagram, peer);
+      else this.emit('dropped', 'no DTLS session with this peer', peer);
       return;
     }
     const events = this.events(key, peer);
@@ -196,6 +203,11 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
       return;
     }
     const s = this.sessions.get(key);
+    if (!s && this.options.plaintextWithoutCredentials && datagram.length > 0 && datagram[0] >= 64 && datagram[0] < 128
+      && !this.options.client?.credentialsFor(peer)) {
+      this.emit('datagram', datagram, { address: peer.address, port: peer.port });
+      return;
+    }
     if (!s) {
       this.emit('dropped', 'no DTLS session with this peer', peer);
       return;

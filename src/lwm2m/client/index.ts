@@ -5,6 +5,8 @@
  */
 import { EventEmitter } from 'events';
 import { CoapTransport, Exchange, Peer, ResponseSpec } from '../coap/transport';
+import { UdpChannel } from '../coap/channel';
+import { DtlsChannel, HandshakeEvent, PskCredentials } from '../../dtls/channel';
 import {
   decodePathList, decodeRecords, encodeRecords, recordsToTree, FORMAT_CODES, FormatName, formatLinkFormat, formatName, Link, DecodeError,
 } from '../content';
@@ -51,8 +53,10 @@ export interface DeviceHandlers {
 
 export interface ClientOptions {
   endpoint: string;
-  server?: { host: string; port: number };
-  bootstrap?: { host: string; port: number };
+  /** Where to register; with `psk`, over DTLS (coaps). */
+  server?: ServerAddress;
+  /** Where to bootstrap; with `psk`, over DTLS (coaps). */
+  bootstrap?: ServerAddress;
   lifetime?: number;
   binding?: 'U' | 'UQ';
   lwm2mVersion?: '1.0' | '1.1' | '1.2';
@@ -74,6 +78,26 @@ export interface ClientOptions {
    * answers in every format it supports when a request names one with Accept.
    */
   advertisedFormat?: number | null;
+}
+
+export interface ServerAddress {
+  host: string;
+  port: number;
+  /** PSK credentials: the key as a Buffer or hex string. */
+  psk?: { identity: string; key: Buffer | string };
+}
+
+/** The Security object instance (/0/x) of a server address: coaps with PSK (mode 0), or coap NoSec (3). */
+function securityInstance(address: ServerAddress, bootstrap: boolean): Record<number, ResourceValue> {
+  const psk = address.psk;
+  const key = psk && (Buffer.isBuffer(psk.key) ? psk.key : Buffer.from(psk.key, 'hex'));
+  if (psk && (!psk.identity || !key || key.length === 0)) throw new ClientError('PSK credentials need an identity and a non-empty key');
+  const instance: Record<number, ResourceValue> = {
+    0: `${psk ? 'coaps' : 'coap'}://${hostForUri(address.host)}:${address.port}`, 1: bootstrap, 2: psk ? 0 : 3,
+    3: psk ? Buffer.from(psk.identity, 'utf8') : Buffer.alloc(0), 4: Buffer.alloc(0), 5: key ?? Buffer.alloc(0),
+  };
+  if (!bootstrap) instance[10] = 1; // Short Server ID, matching /1/0
+  return instance;
 }
 
 export type ClientState = 'stopped' | 'bootstrapping' | 'registering' | 'registered' | 'deregistered' | 'error';
@@ -130,13 +154,17 @@ export class Lwm2mClient extends EventEmitter {
     this.installDefaultObjects();
   }
 
+  /**
+   * One socket for every server: DTLS to those its Security object gives credentials for (coaps,
+   * PSK), plain CoAP to the others.
+   */
   private newTransport(): CoapTransport {
-    const transport = new CoapTransport({
-      type: this.options.type ?? 'udp4',
-      port: this.options.localPort ?? 0,
-      address: this.options.localAddress,
-      requestTimeoutMs: this.options.requestTimeoutMs ?? 10000,
-    });
+    const channel = new DtlsChannel(
+      new UdpChannel({ type: this.options.type ?? 'udp4', port: this.options.localPort ?? 0, address: this.options.localAddress }),
+      { client: { credentialsFor: (peer) => this.pskFor(peer) }, plaintextWithoutCredentials: true },
+    );
+    channel.on('handshakeFailed', (e: HandshakeEvent) => this.emit('warning', new ClientError(`DTLS handshake with ${e.peer.address}:${e.peer.port} failed: ${e.reason}`)));
+    const transport = new CoapTransport({ channel, requestTimeoutMs: this.options.requestTimeoutMs ?? 10000 });
     transport.on('warning', (err) => this.emit('warning', err));
     transport.setHandler((exchange) => {
       this.handle(exchange).catch((err: Error) => {
@@ -150,10 +178,10 @@ export class Lwm2mClient extends EventEmitter {
   private installDefaultObjects(): void {
     const { server, bootstrap, lifetime, binding } = this.options;
     if (server) {
-      this.objects.setInstance(0, 0, { 0: `coap://${hostForUri(server.host)}:${server.port}`, 1: false, 2: 3, 3: Buffer.alloc(0), 4: Buffer.alloc(0), 5: Buffer.alloc(0), 10: 1 });
+      this.objects.setInstance(0, 0, securityInstance(server, false));
       this.objects.setInstance(1, 0, { 0: 1, 1: lifetime, 2: 0, 3: 0, 6: false, 7: binding });
     } else if (bootstrap) {
-      this.objects.setInstance(0, 0, { 0: `coap://${hostForUri(bootstrap.host)}:${bootstrap.port}`, 1: true, 2: 3, 3: Buffer.alloc(0), 4: Buffer.alloc(0), 5: Buffer.alloc(0) });
+      this.objects.setInstance(0, 0, securityInstance(bootstrap, true));
     }
     this.objects.setInstance(3, 0, {
       0: 'node-red-contrib-lwm2m-kit', 1: 'Software LwM2M client', 2: this.options.endpoint, 3: '0.1.0',
@@ -267,6 +295,27 @@ export class Lwm2mClient extends EventEmitter {
   private clearTimers(): void {
     for (const t of [this.updateTimer, this.retryTimer, this.bootstrapTimer]) if (t) clearTimeout(t);
     this.updateTimer = this.retryTimer = this.bootstrapTimer = undefined;
+  }
+
+  /** The PSK of the coaps:// Security instance for this peer (read when a DTLS session starts). */
+  private pskFor(peer: Peer): PskCredentials | undefined {
+    for (const instanceId of this.objects.instanceIds(0)) {
+      const sec = this.objects.instance(0, instanceId)!;
+      const uri = sec.get(0);
+      if (typeof uri !== 'string' || !uri.startsWith('coaps://')) continue;
+      const at = parseCoapUri(uri);
+      if (!at || at.address !== peer.address || at.port !== peer.port) continue;
+      if (sec.get(2) !== 0) {
+        this.emit('warning', new ClientError(`${uri}: security mode ${String(sec.get(2))} is not supported by this client (PSK only)`));
+        return undefined;
+      }
+      const identity = sec.get(3);
+      const key = sec.get(5);
+      const id = Buffer.isBuffer(identity) ? identity : typeof identity === 'string' ? Buffer.from(identity) : undefined;
+      if (!id || !Buffer.isBuffer(key) || key.length === 0) return undefined;
+      return { identity: id, key };
+    }
+    return undefined;
   }
 
   /** The non-bootstrap server account from /0 and /1: where to register, with what lifetime. */

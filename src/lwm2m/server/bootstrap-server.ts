@@ -38,6 +38,11 @@ export interface BootstrapServerOptions {
   registry?: ObjectRegistry;
   sessionTimeoutMs?: number;
   requestTimeoutMs?: number;
+  /**
+   * Told the PSK credentials of each server account just before they are written to a device, so
+   * the server they are for accepts them without their being typed twice.
+   */
+  onCredentials?: (endpoint: string, account: BootstrapServerAccount) => void;
 }
 
 interface Session {
@@ -169,6 +174,7 @@ export class BootstrapServer extends EventEmitter {
       for (const [i, account] of config.servers.entries()) {
         while (usedSecurity.has(securityId)) securityId++;
         usedSecurity.add(securityId);
+        if (account.securityMode === 'psk') this.options.onCredentials?.(endpoint, account);
         await this.write(step, `/0/${securityId}`, securityValues(account), format);
         await this.write(step, `/1/${i}`, serverValues(account), format);
       }
