@@ -32,6 +32,8 @@ interface LwConfig {
   endpoint: string;
   lifetime: number;
   security: number;
+  /** Security 0 (PSK): identity and key (hex), for the DTLS the modem does itself. */
+  psk?: { identity: string; key: string };
 }
 
 interface PendingAnswer {
@@ -166,7 +168,10 @@ export class Bc66Emulator extends EventEmitter {
       return this.error(3);
     }
     if (security === '0' && (!f[6] || !/^([0-9a-fA-F]{2})+$/.test(f[7] ?? ''))) return this.error(3);
-    this.config = { bootstrap: bs === '1', host, port: Number(port), endpoint, lifetime: lt, security: Number(security) };
+    this.config = {
+      bootstrap: bs === '1', host, port: Number(port), endpoint, lifetime: lt, security: Number(security),
+      ...(security === '0' ? { psk: { identity: f[6], key: f[7] } } : {}),
+    };
     this.ok();
   }
 
@@ -195,7 +200,8 @@ export class Bc66Emulator extends EventEmitter {
     const client = new Lwm2mClient({
       endpoint: c.endpoint,
       lifetime: c.lifetime,
-      ...(c.bootstrap ? { bootstrap: { host: c.host, port: c.port } } : { server: { host: c.host, port: c.port } }),
+      // with PSK the modem speaks coaps to the server it is configured with (DTLS, as a BC66 does)
+      ...(c.bootstrap ? { bootstrap: { host: c.host, port: c.port, psk: c.psk } } : { server: { host: c.host, port: c.port, psk: c.psk } }),
       localAddress: this.options.localAddress,
       handlers: this.handlers(),
       retryDelayMs: [1000, 30000],
