@@ -118,6 +118,12 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
     return this.lower.address();
   }
 
+  /** Ends every session with close_notify; the next datagram to a peer starts a new handshake. */
+  closeSessions(): void {
+    for (const s of [...this.sessions.values()]) s.conn.close();
+    this.sessions.clear();
+  }
+
   send(datagram: Buffer, peer: Peer): void {
     const key = keyOf(peer);
     const s = this.sessions.get(key);

@@ -1,10 +1,12 @@
 /**
  * `lwm2m-register`: outputs every registration event of the server (register, update, deregister,
- * expire, wakeup) with the registration record, and the data devices push with Send (topic
- * "send"); input topic "list" outputs the registered devices.
+ * expire, wakeup) with the registration record, the data devices push with Send (topic "send")
+ * and security events (topic "security": refusals, DTLS sessions); input topic "list" outputs the
+ * registered devices, topic "security" sets or removes an endpoint's PSK credentials.
  */
+import type { EventEmitter } from 'events';
 import type { NodeAPI } from 'node-red';
-import type { Registration, SendEvent } from '../lwm2m/server';
+import { pskEntry, Registration, SendEvent } from '../lwm2m/server';
 import { formatPath } from '../lwm2m/path';
 import { FlowNodeConfig, registrationPayload } from './shared/flow-node';
 import { DeviceRoleConfig } from './device';
@@ -39,13 +41,34 @@ export = function register(RED: NodeAPI): void {
       node.send(msg);
     };
     server.on('send', onSend);
+    const onSecurity = (event: { endpoint?: string; identity?: string }) => {
+      if (def.endpoint && event.endpoint !== undefined && event.endpoint !== def.endpoint) return;
+      node.send({ topic: 'security', endpoint: event.endpoint, payload: event } as Lwm2mMessage);
+    };
+    const events = configNode as unknown as EventEmitter;
+    events.on('lwm2m-security', onSecurity);
     node.on('close', () => {
       for (const [topic, listener] of listeners) server.removeListener(topic, listener);
       server.removeListener('send', onSend);
+      events.removeListener('lwm2m-security', onSecurity);
     });
     node.on('input', (msg: Lwm2mMessage, send: SendFunction, done: DoneFunction) => {
+      if (msg.topic === 'security') {
+        // {identity, key} sets an endpoint's PSK, null removes its credentials; the key is not echoed
+        try {
+          const endpoint = msg.endpoint || def.endpoint;
+          if (!endpoint) throw new Error('give msg.endpoint');
+          const p = msg.payload as { identity?: unknown; key?: unknown; scope?: unknown } | null;
+          if (p === null || p === undefined) server.security.delete({ endpoint });
+          else server.security.set(pskEntry({ endpoint, identity: p.identity, key: p.key, scope: p.scope }));
+          done();
+        } catch (err) {
+          done(err as Error);
+        }
+        return;
+      }
       if (msg.topic !== 'list') {
-        done(new Error(`lwm2m-register: unknown input topic "${String(msg.topic)}" (use "list")`));
+        done(new Error(`lwm2m-register: unknown input topic "${String(msg.topic)}" (use "list" or "security")`));
         return;
       }
       const devices = server.listRegistrations().filter((r) => !def.endpoint || r.endpoint === def.endpoint);

@@ -7,8 +7,9 @@ import * as path from 'path';
 import type { NodeAPI } from 'node-red';
 import { FormatName, toFormatName } from '../lwm2m/content';
 import { ObjectRegistry } from '../lwm2m/model';
-import { Lwm2mServer } from '../lwm2m/server';
+import { Lwm2mServer, pskEntry, SecurityRefusal } from '../lwm2m/server';
 import { BootstrapServer } from '../lwm2m/server/bootstrap-server';
+import { acceptBootstrapCredentials, serverStarted, serverStopped } from './shared/security';
 import { Lwm2mServerConfigNode, Node, NodeDef, NodeStatus } from './shared/types';
 
 interface ServerNodeDef extends NodeDef {
@@ -21,6 +22,15 @@ interface ServerNodeDef extends NodeDef {
   bootstrap?: boolean;
   queueAwake?: string | number;
   persist?: boolean;
+  /** The DTLS (coaps) port; absent or empty: no DTLS socket (flows made before DTLS existed). */
+  securePort?: string | number;
+  /** The NoSec socket: on, off, or bootstrap interface only. */
+  nosec?: 'on' | 'off' | 'bootstrap';
+}
+
+interface ServerCredentials {
+  /** JSON: [{"endpoint": "...", "identity": "...", "key": "<hex>"}] */
+  psk?: string;
 }
 
 function numberOr(value: unknown, fallback: number): number {
@@ -28,8 +38,32 @@ function numberOr(value: unknown, fallback: number): number {
   return value === '' || value === undefined || value === null || !Number.isFinite(n) ? fallback : n;
 }
 
+/** The PSK credentials typed in the node (kept as Node-RED credentials); a bad row is reported without its key. */
+function loadCredentials(node: Node & { credentials?: ServerCredentials }, server: Lwm2mServer): void {
+  const text = node.credentials?.psk?.trim();
+  if (!text) return;
+  let rows: unknown;
+  try {
+    rows = JSON.parse(text);
+  } catch {
+    node.warn('DTLS credentials are not valid JSON: [{"endpoint": "...", "identity": "...", "key": "<hex>"}]');
+    return;
+  }
+  if (!Array.isArray(rows)) {
+    node.warn('DTLS credentials must be a JSON array of {endpoint, identity, key}');
+    return;
+  }
+  for (const [i, row] of rows.entries()) {
+    try {
+      server.security.set(pskEntry(row as Record<string, unknown>));
+    } catch (err) {
+      node.warn(`DTLS credentials, row ${i + 1}: ${(err as Error).message}`);
+    }
+  }
+}
+
 export = function register(RED: NodeAPI): void {
-  function Lwm2mServerNode(this: Lwm2mServerConfigNode & { server: Lwm2mServer; bootstrap: BootstrapServer | null; currentStatus: NodeStatus }, def: ServerNodeDef) {
+  function Lwm2mServerNode(this: Lwm2mServerConfigNode & { server: Lwm2mServer; bootstrap: BootstrapServer | null; currentStatus: NodeStatus; credentials?: ServerCredentials }, def: ServerNodeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
     // every flow node that uses this connection listens to its status: more than 10 is normal
@@ -46,8 +80,12 @@ export = function register(RED: NodeAPI): void {
     // kept in Node-RED's user directory, one file per server node
     const userDir = (RED.settings as unknown as { userDir?: string }).userDir;
     const persistenceFile = def.persist && userDir ? path.join(userDir, `lwm2m-registrations-${def.id}.json`) : undefined;
+    const securePort = def.securePort === undefined || def.securePort === '' ? undefined : numberOr(def.securePort, 5684);
+    const nosec = def.nosec === 'off' || def.nosec === 'bootstrap' ? def.nosec : 'on';
     node.server = new Lwm2mServer({
       port,
+      nosec,
+      secure: securePort === undefined ? undefined : { port: securePort },
       address: def.address || (ipv6 ? '::' : '0.0.0.0'),
       type: ipv6 ? 'udp6' : 'udp4',
       requestTimeoutMs: numberOr(def.timeout, 93) * 1000,
@@ -56,7 +94,14 @@ export = function register(RED: NodeAPI): void {
       registry,
       persistenceFile,
     });
-    node.bootstrap = def.bootstrap ? new BootstrapServer({ transport: node.server.transport, registry }) : null;
+    loadCredentials(node, node.server);
+    node.bootstrap = def.bootstrap ? new BootstrapServer({
+      transport: node.server,
+      registry,
+      onCredentials: (endpoint, account) => {
+        if (!acceptBootstrapCredentials(endpoint, account)) node.debug(`bootstrap: no lwm2m-server here listens on ${account.uri} (DTLS); its credentials go to the device only`);
+      },
+    }) : null;
     if (node.bootstrap) node.server.setBootstrapHandler((exchange) => node.bootstrap!.handle(exchange));
     node.currentStatus = { fill: 'grey', shape: 'ring', text: 'not started' };
 
@@ -70,8 +115,14 @@ export = function register(RED: NodeAPI): void {
     };
     const listening = () => {
       const n = node.server.listRegistrations().length;
-      publish({ fill: 'green', shape: 'dot', text: `:${node.server.address().port} · ${n} device${n === 1 ? '' : 's'}` });
+      const ports = [nosec !== 'off' ? `:${node.server.address().port}${nosec === 'bootstrap' ? ' bs' : ''}` : '', node.server.secureTransport ? `:${node.server.secureAddress().port} dtls` : ''];
+      publish({ fill: 'green', shape: 'dot', text: `${ports.filter(Boolean).join(' ')} · ${n} device${n === 1 ? '' : 's'}` });
     };
+    // refusals and DTLS session events reach the flows (lwm2m-register outputs them); never a key
+    node.server.on('securityRefused', (r: SecurityRefusal) => node.emit('lwm2m-security', { event: 'refused', ...r }));
+    node.server.on('secureSession', (e: { event: string; peer: { address: string; port: number }; identity?: string; cipherSuite?: string; reason?: string; alert?: number }) => {
+      node.emit('lwm2m-security', { event: `dtls-${e.event}`, address: e.peer.address, port: e.peer.port, identity: e.identity, cipherSuite: e.cipherSuite, reason: e.reason, alert: e.alert });
+    });
     for (const event of ['register', 'deregister', 'expire']) node.server.on(event, listening);
     node.server.on('warning', (err: Error) => {
       if (err.name === 'PersistenceError') node.warn(err.message);
@@ -92,12 +143,16 @@ export = function register(RED: NodeAPI): void {
       }
       try {
         await node.server.start();
-        node.log(`LwM2M server listening on ${def.address || (ipv6 ? '[::]' : '0.0.0.0')}:${node.server.address().port}/udp${node.bootstrap ? ' (bootstrap interface on)' : ''}`);
+        serverStarted(node.server);
+        const host = def.address || (ipv6 ? '[::]' : '0.0.0.0');
+        const where = [nosec !== 'off' ? `${host}:${node.server.address().port}/udp${nosec === 'bootstrap' ? ' (bootstrap only)' : ''}` : '',
+          node.server.secureTransport ? `${host}:${node.server.secureAddress().port}/udp (DTLS)` : ''].filter(Boolean).join(' and ');
+        node.log(`LwM2M server listening on ${where}${node.bootstrap ? ' (bootstrap interface on)' : ''}`);
         listening();
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
         publish({ fill: 'red', shape: 'ring', text: `error: ${code}` });
-        node.error(`LwM2M server cannot listen on port ${port}: ${(err as Error).message}`);
+        node.error(`LwM2M server cannot listen on port ${port}${securePort !== undefined ? ` / ${securePort}` : ''}: ${(err as Error).message}`);
       }
     };
 
@@ -109,6 +164,7 @@ export = function register(RED: NodeAPI): void {
     const stop = async () => {
       starting = null;
       node.bootstrap?.stop();
+      serverStopped(node.server);
       await node.server.stop();
       publish({ fill: 'grey', shape: 'ring', text: 'stopped' });
     };
@@ -132,5 +188,7 @@ export = function register(RED: NodeAPI): void {
     });
   }
 
-  RED.nodes.registerType('lwm2m-server', Lwm2mServerNode as unknown as Parameters<NodeAPI['nodes']['registerType']>[1]);
+  RED.nodes.registerType('lwm2m-server', Lwm2mServerNode as unknown as Parameters<NodeAPI['nodes']['registerType']>[1], {
+    credentials: { psk: { type: 'password' } },
+  });
 };

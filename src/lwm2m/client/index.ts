@@ -122,6 +122,7 @@ export class Lwm2mClient extends EventEmitter {
   readonly attributes = new AttributeStore();
   private readonly registry: ObjectRegistry;
   private transport: CoapTransport;
+  private channel!: DtlsChannel;
   private handlers: DeviceHandlers;
   private readonly observations = new Set<ClientObservation>();
   /** "objectId/instanceId" → resources declared present without a value here (declareResources). */
@@ -159,7 +160,7 @@ export class Lwm2mClient extends EventEmitter {
    * PSK), plain CoAP to the others.
    */
   private newTransport(): CoapTransport {
-    const channel = new DtlsChannel(
+    const channel = this.channel = new DtlsChannel(
       new UdpChannel({ type: this.options.type ?? 'udp4', port: this.options.localPort ?? 0, address: this.options.localAddress }),
       { client: { credentialsFor: (peer) => this.pskFor(peer) }, plaintextWithoutCredentials: true },
     );
@@ -297,9 +298,16 @@ export class Lwm2mClient extends EventEmitter {
     this.updateTimer = this.retryTimer = this.bootstrapTimer = undefined;
   }
 
-  /** The PSK of the coaps:// Security instance for this peer (read when a DTLS session starts). */
+  /**
+   * The PSK of the coaps:// Security instance for this peer (read when a DTLS session starts). A
+   * bootstrap server and an LwM2M server may share an address: while bootstrapping the bootstrap
+   * account's credentials count, otherwise the server account's.
+   */
   private pskFor(peer: Peer): PskCredentials | undefined {
-    for (const instanceId of this.objects.instanceIds(0)) {
+    const bootstrapping = this.currentState === 'bootstrapping';
+    const ids = this.objects.instanceIds(0)
+      .sort((a, b) => Number(this.objects.instance(0, a)!.get(1) !== bootstrapping) - Number(this.objects.instance(0, b)!.get(1) !== bootstrapping));
+    for (const instanceId of ids) {
       const sec = this.objects.instance(0, instanceId)!;
       const uri = sec.get(0);
       if (typeof uri !== 'string' || !uri.startsWith('coaps://')) continue;
@@ -465,11 +473,13 @@ export class Lwm2mClient extends EventEmitter {
       this.bootstrapDone = undefined;
     }, this.options.bootstrapTimeoutMs ?? 60000);
     try {
-      const response = await this.transport.request({ address: bs.host, port: bs.port }, {
+      const response = await this.transport.request({ address: bs.host === 'localhost' ? '127.0.0.1' : bs.host, port: bs.port }, {
         method: 'POST', path: '/bs', query: [`ep=${this.options.endpoint}`, 'pct=112'],
       });
       if (response.code !== '2.04') throw new ClientError(`bootstrap request refused: ${response.code} ${response.payload.toString('utf8')}`);
       await finished;
+      // the bootstrap session's credentials are done with: the server account gets a session of its own
+      this.channel.closeSessions();
     } catch (err) {
       this.bootstrapDone = undefined;
       this.setState('error');

@@ -205,7 +205,9 @@ export class Requester {
       p.transmission = this.reliable.send(peerKey, messageId, datagram, peer, {
         onAck: (ack) => {
           p.transmission = undefined;
-          if (ack.code !== 0) p.succeed(ack); // piggybacked; an empty ACK means a separate response follows
+          // piggybacked when the token matches too (RFC 7252 §5.3.2); an empty ACK, or one with
+          // another token, acknowledges the request only: a separate response follows
+          if (ack.code !== 0 && ack.token.equals(token)) p.succeed(ack);
         },
         onReset: () => p.fail(new CoapResetError(`${label}: the peer answered with RST`)),
         onGiveUp: () => p.fail(new CoapTimeoutError(`${label}: no ACK to any retransmission`)),

@@ -14,8 +14,9 @@ export interface BootstrapServerAccount {
   lifetime?: number;
   binding?: string;
   securityMode: SecurityMode;
+  /** The PSK identity; `{ep}` in it stands for the endpoint name (one identity per device). */
   pskIdentity?: string;
-  /** The PSK: a Buffer, or a hex string. */
+  /** The PSK: a Buffer, a hex string, or "random" for a new 16-byte key per device and session. */
   pskKey?: Buffer | string;
   defaultMinPeriod?: number;
   defaultMaxPeriod?: number;
@@ -60,11 +61,11 @@ export function validateConfig(config: BootstrapConfig): BootstrapConfig {
     let pskKey = s.pskKey;
     if (mode === 'psk') {
       if (!s.pskIdentity) throw new BootstrapConfigError(`${where}: PSK needs an identity`);
-      if (typeof pskKey === 'string') {
+      if (typeof pskKey === 'string' && pskKey !== 'random') {
         if (!/^([0-9a-fA-F]{2})+$/.test(pskKey)) throw new BootstrapConfigError(`${where}: PSK key must be hex`);
         pskKey = Buffer.from(pskKey, 'hex');
       }
-      if (!Buffer.isBuffer(pskKey) || pskKey.length === 0) throw new BootstrapConfigError(`${where}: PSK needs a key`);
+      if (pskKey !== 'random' && (!Buffer.isBuffer(pskKey) || pskKey.length === 0)) throw new BootstrapConfigError(`${where}: PSK needs a key (hex, or "random")`);
       if (!s.uri.startsWith('coaps://')) throw new BootstrapConfigError(`${where}: PSK security needs a coaps:// URI`);
     }
     const lifetime = s.lifetime ?? 86400;

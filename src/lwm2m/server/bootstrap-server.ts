@@ -4,6 +4,7 @@
  * extra objects, Finish — from the same socket as the LwM2M server. Sessions run concurrently and
  * never block each other or the registration interface.
  */
+import { randomBytes } from 'crypto';
 import { EventEmitter } from 'events';
 import { CoapTimeoutError, CoapTransport, Exchange, Peer } from '../coap/transport';
 import { DecodeError, encodeRecords, FORMAT_CODES, FormatName, formatName, Link, parseLinkFormat, treeToRecords } from '../content';
@@ -174,8 +175,9 @@ export class BootstrapServer extends EventEmitter {
       for (const [i, account] of config.servers.entries()) {
         while (usedSecurity.has(securityId)) securityId++;
         usedSecurity.add(securityId);
-        if (account.securityMode === 'psk') this.options.onCredentials?.(endpoint, account);
-        await this.write(step, `/0/${securityId}`, securityValues(account), format);
+        const given = forDevice(account, endpoint);
+        if (given.securityMode === 'psk') this.options.onCredentials?.(endpoint, given);
+        await this.write(step, `/0/${securityId}`, securityValues(given), format);
         await this.write(step, `/1/${i}`, serverValues(account), format);
       }
       for (const [path, value] of Object.entries(config.extraWrites ?? {})) {
@@ -203,6 +205,16 @@ export class BootstrapServer extends EventEmitter {
     const payload = encodeRecords(format, records, { basePath: path.resourceId === undefined ? basePath : path, types: this.registry });
     await step(`write ${formatPath(path)}`, { method: 'PUT', path: formatPath(path), contentFormat: FORMAT_CODES[format], payload });
   }
+}
+
+/** The account as one device gets it: `{ep}` in the identity filled in, a "random" key drawn. */
+function forDevice(account: BootstrapServerAccount, endpoint: string): BootstrapServerAccount {
+  if (account.securityMode !== 'psk') return account;
+  return {
+    ...account,
+    pskIdentity: (account.pskIdentity ?? '').split('{ep}').join(endpoint),
+    pskKey: account.pskKey === 'random' ? randomBytes(16) : account.pskKey,
+  };
 }
 
 function securityValues(account: BootstrapServerAccount): Record<number, ResourceValue> {

@@ -1,0 +1,31 @@
+/**
+ * Credentials across config nodes: PSK accounts a bootstrap configuration hands out are put in the
+ * security store of the lwm2m-server node (of this Node-RED) whose DTLS port the account's
+ * coaps:// URI names, so they are typed once. Keys stay in the stores: nothing here logs them.
+ */
+import type { Lwm2mServer } from '../../lwm2m/server';
+import type { BootstrapServerAccount } from '../../lwm2m/server/bootstrap-server';
+
+const running = new Set<Lwm2mServer>();
+
+export function serverStarted(server: Lwm2mServer): void {
+  running.add(server);
+}
+
+export function serverStopped(server: Lwm2mServer): void {
+  running.delete(server);
+}
+
+/** Puts a bootstrapped device's server credentials where that server looks for them; false when no server here takes them. */
+export function acceptBootstrapCredentials(endpoint: string, account: BootstrapServerAccount): boolean {
+  const m = /^coaps:\/\/(?:\[[^\]]+\]|[^:/]+)(?::(\d+))?/.exec(account.uri);
+  if (!m || !account.pskIdentity || !Buffer.isBuffer(account.pskKey)) return false;
+  const port = m[1] ? Number(m[1]) : 5684;
+  let taken = false;
+  for (const server of running) {
+    if (!server.secureTransport?.listening || server.secureAddress().port !== port) continue;
+    server.security.set({ endpoint, identity: account.pskIdentity, key: account.pskKey, scope: 'server' });
+    taken = true;
+  }
+  return taken;
+}
