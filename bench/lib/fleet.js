@@ -24,8 +24,11 @@ class Fleet {
     this.window = opts.window || 512; // requests in flight across the fleet
     this.deadline = Date.now() + (opts.deadlineMs || 120000);
     this.sockets = [];
-    this.pending = new Map(); // messageId → { resolve, buf, socket, tries, timer, sentAt }
-    this.nextMessageId = 1;
+    // (socket index, message id) → { resolve, buf, socket, tries, timer, sentAt }: message ids count
+    // per socket, as RFC 7252 §4.4 wants (one counter for all sockets reused ids on a socket within
+    // EXCHANGE_LIFETIME at high rates, and a server that deduplicates rightly dropped them)
+    this.pending = new Map();
+    this.nextMessageIds = [];
     this.onRequest = null; // (packet, socket, rinfo) → response packet fields, for server → device requests
     // one sweep timer for every retransmission, not a setTimeout per request
     this.sweeper = setInterval(() => this.sweep(), 250);
@@ -33,10 +36,10 @@ class Fleet {
 
   sweep() {
     const now = Date.now();
-    for (const [messageId, entry] of this.pending) {
+    for (const [key, entry] of this.pending) {
       if (entry.dueAt > now) continue;
       if (now > this.deadline || entry.tries > MAX_RETRANSMIT) {
-        this.pending.delete(messageId);
+        this.pending.delete(key);
         entry.resolve(null);
         continue;
       }
@@ -61,6 +64,8 @@ class Fleet {
         socket.setRecvBufferSize(8 * 1024 * 1024);
         socket.setSendBufferSize(8 * 1024 * 1024);
       } catch { /* best effort */ }
+      socket.fleetIndex = this.sockets.length;
+      this.nextMessageIds.push(1 + Math.floor(Math.random() * 65535));
       this.sockets.push(socket);
     }
   }
@@ -80,9 +85,10 @@ class Fleet {
   handle(msg, socket, rinfo) {
     // fast path: a piggybacked response (ACK with a code) is matched on the header alone
     if (msg.length >= 4 && ((msg[0] >> 4) & 0x03) === 2 && msg[1] !== 0) {
-      const pending = this.pending.get(msg.readUInt16BE(2));
+      const key = socket.fleetIndex * 65536 + msg.readUInt16BE(2);
+      const pending = this.pending.get(key);
       if (!pending) return;
-      this.pending.delete(msg.readUInt16BE(2));
+      this.pending.delete(key);
       pending.resolve({ code: `${msg[1] >> 5}.${String(msg[1] & 0x1f).padStart(2, '0')}`, raw: msg, rttMs: Date.now() - pending.sentAt });
       return;
     }
@@ -119,33 +125,38 @@ class Fleet {
       if (this.onNotification) this.onNotification(packet, socket, rinfo);
       return;
     }
-    const pending = this.pending.get(packet.messageId);
+    const key = socket.fleetIndex * 65536 + packet.messageId;
+    const pending = this.pending.get(key);
     if (!pending) return;
-    this.pending.delete(packet.messageId);
+    this.pending.delete(key);
     pending.resolve({ code: packet.code, packet, raw: msg, rttMs: Date.now() - pending.sentAt });
   }
 
   /** Sends one CON request from socket `index % sockets`; resolves with the response or null after retries. */
   request(index, fields) {
-    const messageId = this.nextMessageId;
-    this.nextMessageId = (this.nextMessageId % 65535) + 1;
     const socket = this.socketFor(index);
+    const messageId = this.takeMessageId(socket);
     const buf = generate({ ...fields, messageId, confirmable: true, token: fields.token || randomToken() });
     return new Promise((resolve) => {
       const entry = { resolve, buf, socket, tries: 0, dueAt: 0, sentAt: Date.now() };
-      this.pending.set(messageId, entry);
+      this.pending.set(socket.fleetIndex * 65536 + messageId, entry);
       this.transmit(entry);
     });
   }
 
+  takeMessageId(socket) {
+    const id = this.nextMessageIds[socket.fleetIndex];
+    this.nextMessageIds[socket.fleetIndex] = (id + 1) & 0xffff;
+    return id;
+  }
+
   /** Sends a CON message (a notification) from `socket` to `rinfo`; resolves true once ACKed. */
   sendConfirmable(socket, rinfo, fields) {
-    const messageId = this.nextMessageId;
-    this.nextMessageId = (this.nextMessageId % 65535) + 1;
+    const messageId = this.takeMessageId(socket);
     const buf = generate({ ...fields, messageId, confirmable: true });
     return new Promise((resolve) => {
       const entry = { resolve: (r) => resolve(Boolean(r)), buf, socket, tries: 0, dueAt: 0, sentAt: Date.now(), target: rinfo };
-      this.pending.set(messageId, entry);
+      this.pending.set(socket.fleetIndex * 65536 + messageId, entry);
       this.transmit(entry);
     });
   }

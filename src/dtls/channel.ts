@@ -1,13 +1,16 @@
 /**
  * DTLS sessions as a datagram channel (the interface the CoAP message layer runs on): one
  * connection per peer over a lower channel (a UDP socket). As a server it answers ClientHellos
- * (cookie exchange first, no state before it), as a client it opens a session the first time the
- * layer above sends to a peer it has credentials for. Datagrams reach the layer above with the
+ * (cookie exchange first, no state before it), resumes cached sessions, hands out connection IDs
+ * and follows a peer whose address changed (NAT rebinding) when its record carries a known CID.
+ * As a client it opens a session the first time the layer above sends to a peer it has
+ * credentials for, resuming the last one when it can. Datagrams reach the layer above with the
  * peer's authenticated identity; nothing else does.
  */
+import { randomBytes } from 'crypto';
 import { EventEmitter } from 'events';
 import type { DatagramChannel, Peer } from '../lwm2m/coap/channel';
-import { AlertDescription, DtlsConnection } from './connection';
+import { AlertDescription, DtlsConnection, SessionState } from './connection';
 import { CookieJar } from './cookie';
 import { encodeClientHello, encodeHelloVerifyRequest, handshakeMessage, HandshakeType, parseClientHello, parseHandshakeFragments } from './messages';
 import { ContentType, DTLS_1_0, DTLS_1_2, parseRecords, recordHeader } from './records';
@@ -38,6 +41,10 @@ export interface DtlsChannelOptions {
    * never heard in plain text. The first byte tells them apart (RFC 7983: DTLS 20–63, CoAP 64–127).
    */
   plaintextWithoutCredentials?: boolean;
+  /** Server: sessions kept for resumption (abbreviated handshakes). Default 100,000; 0 turns resumption off. */
+  maxCachedSessions?: number;
+  /** Server: hand out connection IDs of this many bytes to clients that offer the extension (RFC 9146). 0: none. Default 6. */
+  connectionIdLength?: number;
 }
 
 /** A peer as the layer above sees it: its address and, over DTLS, the identity it proved. */
@@ -47,15 +54,26 @@ export interface HandshakeEvent {
   peer: Peer;
   identity?: string;
   cipherSuite?: string;
+  /** The session was resumed (abbreviated handshake). */
+  resumed?: boolean;
   reason?: string;
   alert?: AlertDescription;
 }
 
+/** A session that followed its peer to a new address (connection ID, RFC 9146 §6). */
+export interface PeerMovedEvent {
+  from: Peer;
+  to: Peer;
+  identity?: string;
+}
+
 interface Session {
+  key: string;
   conn: DtlsConnection;
   peer: SecurePeer;
   queue: Buffer[];
   createdAt: number;
+  cid?: string;
 }
 
 function keyOf(peer: Peer): string {
@@ -68,13 +86,20 @@ function identityText(identity: Buffer | undefined): string | undefined {
 
 export class DtlsChannel extends EventEmitter implements DatagramChannel {
   private readonly sessions = new Map<string, Session>();
+  private readonly byCid = new Map<string, Session>();
+  /** Server: established sessions by session id, for resumption (insertion order = age). */
+  private readonly cache = new Map<string, SessionState>();
+  /** Client: the last session with each peer, for resumption. */
+  private readonly resumable = new Map<string, SessionState>();
   private readonly cookies = new CookieJar();
   private sweeper: NodeJS.Timeout | null = null;
   private readonly suites: number[];
+  private readonly cidLength: number;
 
   constructor(private readonly lower: DatagramChannel, private readonly options: DtlsChannelOptions) {
     super();
     this.suites = options.suites ?? DEFAULT_SUITES;
+    this.cidLength = options.connectionIdLength ?? 6;
   }
 
   get open(): boolean {
@@ -85,10 +110,10 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
     return this.sessions.size;
   }
 
-  /** The established session with a peer: its identity and cipher suite. */
-  session(peer: Peer): { identity?: string; cipherSuite?: string; connected: boolean } | undefined {
+  /** The session with a peer: its identity and cipher suite. */
+  session(peer: Peer): { identity?: string; cipherSuite?: string; connected: boolean; resumed: boolean } | undefined {
     const s = this.sessions.get(keyOf(peer));
-    return s && { identity: identityText(s.conn.identity), cipherSuite: s.conn.cipherSuite, connected: s.conn.connected };
+    return s && { identity: identityText(s.conn.identity), cipherSuite: s.conn.cipherSuite, connected: s.conn.connected, resumed: s.conn.wasResumed };
   }
 
   async start(): Promise<void> {
@@ -108,8 +133,9 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
   async stop(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = null;
-    for (const s of [...this.sessions.values()]) s.conn.close();
-    this.sessions.clear();
+    this.closeSessions();
+    this.cache.clear();
+    this.resumable.clear();
     this.lower.removeAllListeners('datagram');
     await this.lower.stop();
   }
@@ -122,6 +148,7 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
   closeSessions(): void {
     for (const s of [...this.sessions.values()]) s.conn.close();
     this.sessions.clear();
+    this.byCid.clear();
   }
 
   send(datagram: Buffer, peer: Peer): void {
@@ -141,63 +168,79 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
       else this.emit('dropped', 'no DTLS session with this peer', peer);
       return;
     }
-    const events = this.events(key, peer);
-    const conn = new DtlsConnection(
-      { role: 'client', suites: this.suites, identity: credentials.identity, psk: credentials.key, retransmitMs: this.options.retransmitMs },
-      events,
-    );
-    events.bind(conn);
-    const session = this.newSession(key, peer, conn);
+    // resume the last session with this peer, if it was made with the same identity
+    const last = this.resumable.get(key);
+    const resume = last && last.identity.equals(credentials.identity) ? last : undefined;
+    const session = this.newSession(key, peer, (events) => new DtlsConnection({
+      role: 'client', suites: this.suites, identity: credentials.identity, psk: credentials.key, retransmitMs: this.options.retransmitMs,
+      resume, offerConnectionId: true,
+    }, events));
     session.queue.push(datagram);
     session.conn.start();
   }
 
-  private newSession(key: string, peer: Peer, conn: DtlsConnection): Session {
+  private newSession(key: string, peer: Peer, make: (events: ReturnType<DtlsChannel['events']>) => DtlsConnection): Session {
     const old = this.sessions.get(key);
-    if (old) {
-      this.sessions.delete(key);
-      old.conn.discard('replaced by a new handshake');
-    }
+    if (old) this.drop(old, 'replaced by a new handshake');
     while (this.sessions.size >= (this.options.maxSessions ?? 100_000)) {
-      const [oldestKey, oldest] = this.sessions.entries().next().value as [string, Session];
-      this.sessions.delete(oldestKey);
-      oldest.conn.discard('session table full');
+      const oldest = this.sessions.values().next().value as Session;
+      this.drop(oldest, 'session table full');
     }
-    const session: Session = { conn, peer: { address: peer.address, port: peer.port }, queue: [], createdAt: Date.now() };
+    const session = { key, peer: { address: peer.address, port: peer.port }, queue: [], createdAt: Date.now() } as unknown as Session;
+    session.conn = make(this.events(session));
     this.sessions.set(key, session);
     return session;
   }
 
-  private events(key: string, peer: Peer) {
-    let conn: DtlsConnection | undefined;
-    const mine = () => {
-      const s = this.sessions.get(key);
-      return s && s.conn === conn ? s : undefined;
-    };
-    const events = {
-      bind: (c: DtlsConnection) => { conn = c; },
-      send: (datagram: Buffer) => this.lower.send(datagram, peer),
+  private drop(session: Session, reason: string): void {
+    if (this.sessions.get(session.key) === session) this.sessions.delete(session.key);
+    if (session.cid && this.byCid.get(session.cid) === session) this.byCid.delete(session.cid);
+    session.conn.discard(reason);
+  }
+
+  private events(session: Session) {
+    const mine = () => this.sessions.get(session.key) === session;
+    return {
+      send: (datagram: Buffer) => this.lower.send(datagram, session.peer),
       connected: () => {
-        const s = mine();
-        if (!s) return;
-        s.peer.identity = identityText(s.conn.identity);
-        this.emit('handshake', { peer, identity: s.peer.identity, cipherSuite: s.conn.cipherSuite } satisfies HandshakeEvent);
-        for (const d of s.queue.splice(0)) s.conn.send(d);
+        if (!mine()) return;
+        const conn = session.conn;
+        session.peer.identity = identityText(conn.identity);
+        const ownCid = conn.records.ownCid;
+        if (ownCid && ownCid.length > 0) {
+          session.cid = ownCid.toString('hex');
+          this.byCid.set(session.cid, session);
+        }
+        if (conn.session) {
+          if (conn.role === 'server') this.remember(conn.session);
+          else this.resumable.set(session.key, conn.session);
+        }
+        this.emit('handshake', { peer: { address: session.peer.address, port: session.peer.port }, identity: session.peer.identity, cipherSuite: conn.cipherSuite, resumed: conn.wasResumed } satisfies HandshakeEvent);
+        for (const d of session.queue.splice(0)) conn.send(d);
       },
       data: (plaintext: Buffer) => {
-        const s = mine();
-        if (s) this.emit('datagram', plaintext, s.peer);
+        if (mine()) this.emit('datagram', plaintext, session.peer);
       },
       closed: (reason: string, alert?: AlertDescription) => {
-        const s = mine();
-        const wasConnected = s?.peer.identity !== undefined;
-        if (s) this.sessions.delete(key);
+        const wasConnected = session.peer.identity !== undefined;
+        if (mine()) this.sessions.delete(session.key);
+        if (session.cid && this.byCid.get(session.cid) === session) this.byCid.delete(session.cid);
+        // a session a fatal alert ended is not resumed (RFC 5246 §7.2.2)
+        if (alert !== undefined && alert !== AlertDescription.CloseNotify) this.resumable.delete(session.key);
         if (reason === 'replaced by a new handshake') return;
-        const event: HandshakeEvent = { peer, identity: identityText(conn?.identity), reason, alert };
+        const event: HandshakeEvent = { peer: { address: session.peer.address, port: session.peer.port }, identity: identityText(session.conn.identity), reason, alert };
         this.emit(wasConnected ? 'sessionClosed' : 'handshakeFailed', event);
       },
     };
-    return events;
+  }
+
+  private remember(state: SessionState): void {
+    const max = this.options.maxCachedSessions ?? 100_000;
+    if (max <= 0) return;
+    const id = state.sessionId.toString('hex');
+    this.cache.delete(id);
+    while (this.cache.size >= max) this.cache.delete(this.cache.keys().next().value as string);
+    this.cache.set(id, state);
   }
 
   private receive(datagram: Buffer, peer: Peer): void {
@@ -208,7 +251,13 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
       this.clientHello(datagram, peer, key);
       return;
     }
-    const s = this.sessions.get(key);
+    let s = this.sessions.get(key);
+    if (!s && datagram[0] === ContentType.Tls12Cid && this.cidLength > 0 && datagram.length >= 13 + this.cidLength) {
+      // a record with one of our connection IDs from an address we do not know: its peer moved
+      s = this.byCid.get(datagram.subarray(11, 11 + this.cidLength).toString('hex'));
+      if (s && s.conn.receive(datagram)) this.move(s, peer);
+      return;
+    }
     if (!s && this.options.plaintextWithoutCredentials && datagram.length > 0 && datagram[0] >= 64 && datagram[0] < 128
       && !this.options.client?.credentialsFor(peer)) {
       this.emit('datagram', datagram, { address: peer.address, port: peer.port });
@@ -221,14 +270,26 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
     s.conn.receive(datagram);
   }
 
+  /** RFC 9146 §6: the newest authenticated record came from `to`; the session answers there now. */
+  private move(session: Session, to: Peer): void {
+    const from = { address: session.peer.address, port: session.peer.port };
+    const key = keyOf(to);
+    const there = this.sessions.get(key);
+    if (there && there !== session) this.drop(there, 'replaced by a moved session');
+    if (this.sessions.get(session.key) === session) this.sessions.delete(session.key);
+    session.key = key;
+    session.peer.address = to.address;
+    session.peer.port = to.port;
+    this.sessions.set(key, session);
+    this.emit('peerMoved', { from, to: { address: to.address, port: to.port }, identity: session.peer.identity } satisfies PeerMovedEvent);
+  }
+
   private clientHello(datagram: Buffer, peer: Peer, key: string): void {
     const [record] = parseRecords(datagram);
     if (!record) return;
-    let fragments;
     let hello;
     try {
-      fragments = parseHandshakeFragments(record.fragment);
-      const [f] = fragments;
+      const [f] = parseHandshakeFragments(record.fragment);
       if (!f || f.fragmentOffset !== 0 || f.body.length !== f.length) return; // a fragmented ClientHello is not served
       hello = { message: f, body: parseClientHello(f.body) };
     } catch {
@@ -249,14 +310,28 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
       return;
     }
     const server = this.options.server!;
-    const events = this.events(key, peer);
-    const conn = new DtlsConnection({
-      role: 'server', suites: this.suites, retransmitMs: this.options.retransmitMs, firstMessageSeq: hello.message.messageSeq, firstRecordSeq: record.sequence,
+    const session = this.newSession(key, peer, (events) => new DtlsConnection({
+      role: 'server', suites: this.suites, retransmitMs: this.options.retransmitMs,
+      firstMessageSeq: hello.message.messageSeq, firstRecordSeq: record.sequence,
       pskFor: (identity) => server.pskFor(identity, peer),
-    }, events);
-    events.bind(conn);
-    this.newSession(key, peer, conn);
-    conn.receive(datagram);
+      sessionFor: (this.options.maxCachedSessions ?? 100_000) > 0 ? (id) => this.resumableSession(id, peer) : undefined,
+      newConnectionId: this.cidLength > 0 ? () => this.newConnectionId() : undefined,
+    }, events));
+    session.conn.receive(datagram);
+  }
+
+  /** A cached session, if its identity still has a key (credentials removed since cannot be resumed). */
+  private resumableSession(sessionId: Buffer, peer: Peer): SessionState | undefined {
+    const state = this.cache.get(sessionId.toString('hex'));
+    if (!state || !this.options.server?.pskFor(state.identity, peer)) return undefined;
+    return state;
+  }
+
+  private newConnectionId(): Buffer {
+    for (;;) {
+      const cid = randomBytes(this.cidLength);
+      if (!this.byCid.has(cid.toString('hex'))) return cid;
+    }
   }
 
   /** Drops handshakes that did not finish in time. */

@@ -1,21 +1,26 @@
 /**
- * One DTLS 1.2 connection with one peer, either role (RFC 6347 over RFC 5246, PSK key exchange
- * of RFC 4279, extended master secret of RFC 7627): record protection per epoch with the
- * anti-replay window, handshake messages reassembled from fragments in message_seq order,
- * flights retransmitted on a doubling timer (§4.2.4), alerts and close_notify.
+ * One DTLS 1.2 connection with one peer, either role (RFC 6347 over RFC 5246): the handshake —
+ * PSK (RFC 4279) and ECDHE_PSK (RFC 5489) key exchange, extended master secret (RFC 7627),
+ * abbreviated handshakes that resume a session (RFC 5246 §7.3), connection IDs (RFC 9146) —
+ * with messages reassembled in message_seq order and flights retransmitted on a doubling timer
+ * (§4.2.4); alerts and close_notify. Records are the record layer's (record-layer.ts).
  *
  * The server side starts at the ClientHello that carried a valid cookie (the channel answers
  * cookieless ones statelessly), so a connection exists only for peers that proved their address.
  */
-import { randomBytes, timingSafeEqual } from 'crypto';
-import { sha256, RecordProtection } from './crypto';
+import { createECDH, randomBytes, timingSafeEqual } from 'crypto';
+import { sha256 } from './crypto';
 import {
-  ClientHello, EMPTY_RENEGOTIATION_INFO_SCSV, encodeClientHello, encodePskIdentity, encodeServerHello, ExtensionType,
-  fragmentMessage, handshakeMessage, HandshakeType, hasExtension, parseClientHello,
-  parseHandshakeFragments, parseHelloVerifyRequest, parsePskIdentity, parseServerHello,
+  ClientHello, EMPTY_RENEGOTIATION_INFO_SCSV, encodeClientHello, encodeConnectionId, encodeEcdhePskClientKeyExchange,
+  encodeEcdhePskServerKeyExchange, encodePskIdentity, encodeServerHello, Extension, extensionData, ExtensionType,
+  fragmentMessage, handshakeMessage, HandshakeType, hasExtension, parseClientHello, parseConnectionId,
+  parseEcdhePskClientKeyExchange, parseEcdhePskServerKeyExchange, parseHandshakeFragments, parseHelloVerifyRequest,
+  parsePskIdentity, parseServerHello, SECP256R1,
 } from './messages';
-import { ContentType, DTLS_1_2, parseRecords, recordHeader, ReplayWindow, sequenceBytes } from './records';
+import { RecordLayer } from './record-layer';
+import { ContentType, DTLS_1_2 } from './records';
 import { deriveKeys, masterSecret, pskPremasterSecret, SUITES, verifyData, CipherSuite } from './suites';
+import { u16, vector } from './wire';
 
 export const enum AlertDescription {
   CloseNotify = 0, UnexpectedMessage = 10, BadRecordMac = 20, HandshakeFailure = 40, IllegalParameter = 47,
@@ -26,6 +31,15 @@ export class DtlsAlert extends Error {
   constructor(readonly description: AlertDescription, message: string) {
     super(message);
   }
+}
+
+/** What a later handshake needs to resume a session without a new key exchange. */
+export interface SessionState {
+  sessionId: Buffer;
+  master: Buffer;
+  suite: number;
+  extendedMasterSecret: boolean;
+  identity: Buffer;
 }
 
 export interface ConnectionEvents {
@@ -44,8 +58,16 @@ export interface ConnectionOptions {
   /** Client: the identity and key it authenticates with. */
   identity?: Buffer;
   psk?: Buffer;
+  /** Client: a session to resume (its id goes in the ClientHello). */
+  resume?: SessionState;
+  /** Client: offer the connection_id extension (we take no CID ourselves, the server may give one). */
+  offerConnectionId?: boolean;
   /** Server: the key of an identity, or undefined for an unknown one. */
   pskFor?: (identity: Buffer) => Buffer | undefined;
+  /** Server: a cached session for a ClientHello's session id. */
+  sessionFor?: (sessionId: Buffer) => SessionState | undefined;
+  /** Server: a new CID for a client that offers the extension (undefined: CIDs not used). */
+  newConnectionId?: () => Buffer;
   /** First retransmission timeout (1 s, §4.2.4.1), doubled up to `maxRetransmitMs`. */
   retransmitMs?: number;
   maxRetransmitMs?: number;
@@ -69,8 +91,6 @@ const MAX_SEQ_AHEAD = 8;
 const MAX_FRAGMENT = 1100;
 const MAX_DATAGRAM = 1400;
 
-interface WriteState { protection: RecordProtection | null; sequence: number }
-interface ReadState { protection: RecordProtection | null; window: ReplayWindow }
 interface FlightRecord { type: ContentType; epoch: number; payload: Buffer }
 interface Reassembly { type: number; body: Buffer; filled: Uint8Array; missing: number }
 
@@ -79,12 +99,7 @@ type State = 'wait-server-hello' | 'wait-server-hello-done' | 'wait-server-finis
 
 export class DtlsConnection {
   private state: State;
-  private readonly writes: WriteState[] = [{ protection: null, sequence: 0 }];
-  private readonly reads: ReadState[] = [{ protection: null, window: new ReplayWindow() }];
-  private writeEpoch = 0;
-  private readEpoch = 0;
-  private pendingRead: RecordProtection | null = null;
-  private pendingWrite: RecordProtection | null = null;
+  readonly records: RecordLayer;
   private sendSeq = 0;
   private recvSeq = 0;
   private transcript: Buffer[] = [];
@@ -97,11 +112,18 @@ export class DtlsConnection {
   private cookie = Buffer.alloc(0);
   private clientRandom = Buffer.alloc(0);
   private serverRandom = Buffer.alloc(0);
+  private sessionId = Buffer.alloc(0);
   private suite?: CipherSuite;
   private extendedMasterSecret = false;
   private master?: Buffer;
+  /** An abbreviated handshake: the server sends its Finished first. */
+  private resumed = false;
+  private ecdh?: ReturnType<typeof createECDH>;
+  private peerEcdhPublic?: Buffer;
   /** The PSK identity: the client's own, or the one a client authenticated with. */
   identity?: Buffer;
+  /** The session this connection established, for later resumption (when the server gave it an id). */
+  session?: SessionState;
   readonly role: 'client' | 'server';
 
   constructor(private readonly options: ConnectionOptions, private readonly events: ConnectionEvents) {
@@ -109,7 +131,7 @@ export class DtlsConnection {
     this.state = options.role === 'client' ? 'wait-server-hello' : 'wait-client-hello';
     this.flightTimeoutMs = options.retransmitMs ?? 1000;
     this.recvSeq = options.firstMessageSeq ?? 0;
-    this.writes[0].sequence = options.firstRecordSeq ?? 0;
+    this.records = new RecordLayer(options.firstRecordSeq ?? 0);
   }
 
   get connected(): boolean {
@@ -122,6 +144,11 @@ export class DtlsConnection {
 
   get cipherSuite(): string | undefined {
     return this.suite?.name;
+  }
+
+  /** Whether the handshake resumed a session (no key exchange). */
+  get wasResumed(): boolean {
+    return this.resumed;
   }
 
   /** The client random of the handshake under way (a retransmitted ClientHello carries the same one). */
@@ -138,10 +165,16 @@ export class DtlsConnection {
   }
 
   private sendClientHello(): void {
+    const suites = this.options.suites;
+    const extensions: Extension[] = [{ type: ExtensionType.ExtendedMasterSecret, data: Buffer.alloc(0) }];
+    if (suites.some((s) => SUITES[s]?.keyExchange === 'ecdhe_psk')) {
+      extensions.push({ type: ExtensionType.SupportedGroups, data: vector(2, u16(SECP256R1)) });
+      extensions.push({ type: ExtensionType.EcPointFormats, data: Buffer.from([1, 0]) });
+    }
+    if (this.options.offerConnectionId) extensions.push({ type: ExtensionType.ConnectionId, data: encodeConnectionId(Buffer.alloc(0)) });
     const hello: ClientHello = {
-      version: DTLS_1_2, random: this.clientRandom, sessionId: Buffer.alloc(0), cookie: this.cookie,
-      cipherSuites: [...this.options.suites, EMPTY_RENEGOTIATION_INFO_SCSV], compressionMethods: Buffer.from([0]),
-      extensions: [{ type: ExtensionType.ExtendedMasterSecret, data: Buffer.alloc(0) }],
+      version: DTLS_1_2, random: this.clientRandom, sessionId: this.options.resume?.sessionId ?? Buffer.alloc(0), cookie: this.cookie,
+      cipherSuites: [...suites, EMPTY_RENEGOTIATION_INFO_SCSV], compressionMethods: Buffer.from([0]), extensions,
     };
     const message = handshakeMessage(HandshakeType.ClientHello, this.sendSeq++, encodeClientHello(hello));
     this.transcript = [message]; // the first ClientHello and the HelloVerifyRequest are not hashed (§4.2.6)
@@ -150,44 +183,38 @@ export class DtlsConnection {
 
   // ---- receiving ----
 
-  /** Takes one datagram from the peer; never throws. */
-  receive(datagram: Buffer): void {
-    if (this.state === 'closed') return;
+  /**
+   * Takes one datagram from the peer; never throws. Returns true when a protected record in it
+   * authenticated and was the newest yet (RFC 9146 §6: only then may the peer's address move).
+   */
+  receive(datagram: Buffer): boolean {
+    if (this.closed) return false;
+    let advanced = false;
     try {
-      for (const record of parseRecords(datagram)) {
-        if (this.closed) return;
-        this.receiveRecord(record.type, record.epoch, record.sequence, record.fragment);
-      }
+      this.records.decode(datagram, () => {
+        // §4.1.2.7: bad records are dropped, except the peer's first protected record of a
+        // handshake: then the keys differ, which for PSK means a wrong key
+        if (!this.connected) throw new DtlsAlert(AlertDescription.DecryptError, 'the peer\'s Finished did not authenticate (wrong pre-shared key?)');
+      }, (r) => {
+        if (r.epoch > 0 && r.newest) advanced = true;
+        this.dispatch(r.type, r.epoch, r.plaintext);
+        return !this.closed;
+      });
     } catch (err) {
       if (err instanceof DtlsAlert) this.fail(err.description, err.message);
       else this.fail(AlertDescription.DecodeError, `malformed handshake: ${(err as Error).message}`);
     }
+    return advanced && !this.closed;
   }
 
-  private receiveRecord(type: number, epoch: number, sequence: number, fragment: Buffer): void {
-    const read = this.reads[epoch];
-    // the current epoch, or epoch 0 handshake retransmissions from a peer that missed our last flight
-    if (!read || (epoch !== this.readEpoch && !(epoch === 0 && type === ContentType.Handshake))) return;
-    if (!read.window.fresh(sequence)) return;
-    let plaintext = fragment;
-    if (read.protection) {
-      const opened = read.protection.open(sequenceBytes(epoch, sequence), Buffer.from([type, 0xfe, 0xfd]), fragment);
-      if (!opened) {
-        // §4.1.2.7: bad records are dropped, except the peer's first protected record of a
-        // handshake: then the keys differ, which for PSK means a wrong key
-        if (!this.connected) throw new DtlsAlert(AlertDescription.DecryptError, 'the peer\'s Finished did not authenticate (wrong pre-shared key?)');
-        return;
-      }
-      plaintext = opened;
-    }
-    read.window.mark(sequence);
+  private dispatch(type: number, epoch: number, plaintext: Buffer): void {
     switch (type) {
       case ContentType.Handshake: return this.receiveHandshake(plaintext, epoch);
       case ContentType.ChangeCipherSpec: return this.receiveChangeCipherSpec(plaintext);
       case ContentType.Alert: return this.receiveAlert(plaintext, epoch);
       case ContentType.ApplicationData:
         if (this.connected && epoch > 0) {
-          if (this.role === 'server') this.flight = []; // the client has our Finished: no more retransmissions
+          if (!this.expectFlightReply) this.flight = []; // the peer has our last flight: no more retransmissions
           this.events.data(plaintext);
         }
         return;
@@ -198,7 +225,7 @@ export class DtlsConnection {
   private receiveAlert(plaintext: Buffer, epoch: number): void {
     if (plaintext.length < 2) return;
     // unauthenticated alerts could be forged by anyone on the path: ignored once keys are in use
-    if (epoch === 0 && this.readEpoch > 0) return;
+    if (epoch === 0 && this.records.readEpoch > 0) return;
     const [level, description] = plaintext;
     if (description === AlertDescription.CloseNotify) {
       if (this.connected) this.sendAlert(1, AlertDescription.CloseNotify);
@@ -209,19 +236,16 @@ export class DtlsConnection {
   }
 
   private receiveChangeCipherSpec(plaintext: Buffer): void {
-    if (plaintext.length !== 1 || plaintext[0] !== 1 || !this.pendingRead) return;
+    if (plaintext.length !== 1 || plaintext[0] !== 1 || !this.records.readPending) return;
     const expected = this.role === 'server' ? 'wait-client-finished' : 'wait-server-finished';
-    if (this.state !== expected) return;
-    this.readEpoch++;
-    this.reads[this.readEpoch] = { protection: this.pendingRead, window: new ReplayWindow() };
-    this.pendingRead = null;
+    if (this.state === expected) this.records.activateRead();
   }
 
   private receiveHandshake(plaintext: Buffer, epoch: number): void {
     for (const f of parseHandshakeFragments(plaintext)) {
       if (f.messageSeq < this.recvSeq) {
         // the peer retransmits a flight we answered: our answer was lost (§4.2.4)
-        if (f.fragmentOffset === 0 && this.flight.length > 0 && !this.expectFlightReply) this.resendFlight();
+        if (f.fragmentOffset === 0 && this.flight.length > 0 && !this.expectFlightReply) this.transmitFlight();
         continue;
       }
       if (f.messageSeq > this.recvSeq + MAX_SEQ_AHEAD) continue;
@@ -247,7 +271,7 @@ export class DtlsConnection {
       this.reassembly.delete(this.recvSeq);
       const seq = this.recvSeq++;
       this.handleMessage(entry.type, entry.body, handshakeMessage(entry.type, seq, entry.body), epoch);
-      if (this.state === 'closed') return;
+      if (this.closed) return;
     }
   }
 
@@ -269,7 +293,9 @@ export class DtlsConnection {
         return this.onServerHello(body, whole);
       case 'wait-server-hello-done':
         if (type === HandshakeType.ServerKeyExchange) {
-          this.transcript.push(whole); // a PSK identity hint: LwM2M does not use it
+          this.transcript.push(whole);
+          // PSK: an identity hint LwM2M does not use; ECDHE_PSK: also the server's ephemeral key
+          if (this.suite!.keyExchange === 'ecdhe_psk') this.peerEcdhPublic = Buffer.from(parseEcdhePskServerKeyExchange(body));
           return;
         }
         if (type !== HandshakeType.ServerHelloDone) throw unexpected();
@@ -277,7 +303,7 @@ export class DtlsConnection {
         return this.sendClientKeyExchange();
       case 'wait-server-finished':
         if (type !== HandshakeType.Finished || epoch === 0) throw unexpected();
-        return this.onServerFinished(body);
+        return this.onServerFinished(body, whole);
       default:
         // a renegotiation attempt (HelloRequest, ClientHello on an established connection): refused
         return;
@@ -290,39 +316,96 @@ export class DtlsConnection {
     const hello = parseClientHello(body);
     if (hello.version > DTLS_1_2) throw new DtlsAlert(AlertDescription.ProtocolVersion, 'the client does not offer DTLS 1.2');
     if (!hello.compressionMethods.includes(0)) throw new DtlsAlert(AlertDescription.HandshakeFailure, 'no null compression offered');
-    const suiteId = this.options.suites.find((s) => hello.cipherSuites.includes(s));
-    if (suiteId === undefined) throw new DtlsAlert(AlertDescription.HandshakeFailure, 'no cipher suite in common');
-    this.suite = SUITES[suiteId];
     this.clientRandom = Buffer.from(hello.random);
     this.serverRandom = randomBytes(32);
-    this.extendedMasterSecret = hasExtension(hello.extensions, ExtensionType.ExtendedMasterSecret);
-    const extensions = [];
-    if (this.extendedMasterSecret) extensions.push({ type: ExtensionType.ExtendedMasterSecret, data: Buffer.alloc(0) });
-    if (hello.cipherSuites.includes(EMPTY_RENEGOTIATION_INFO_SCSV) || hasExtension(hello.extensions, ExtensionType.RenegotiationInfo)) {
-      extensions.push({ type: ExtensionType.RenegotiationInfo, data: Buffer.from([0]) });
-    }
     this.transcript = [whole];
     // the server's messages continue the client's message_seq (the cookie exchange was stateless)
     this.sendSeq = this.recvSeq - 1;
+    const offersEms = hasExtension(hello.extensions, ExtensionType.ExtendedMasterSecret);
+    const cached = hello.sessionId.length > 0 ? this.options.sessionFor?.(hello.sessionId) : undefined;
+    // RFC 7627 §5.3: a session made with the extended master secret resumes only with it, and one made without only without
+    const resumable = cached && hello.cipherSuites.includes(cached.suite) && cached.extendedMasterSecret === offersEms;
+    const suiteId = resumable ? cached.suite : this.options.suites.find((s) => hello.cipherSuites.includes(s) && this.suiteUsable(s, hello));
+    if (suiteId === undefined) throw new DtlsAlert(AlertDescription.HandshakeFailure, 'no cipher suite in common');
+    this.suite = SUITES[suiteId];
+    this.extendedMasterSecret = offersEms;
+    const extensions: Extension[] = [];
+    if (offersEms) extensions.push({ type: ExtensionType.ExtendedMasterSecret, data: Buffer.alloc(0) });
+    if (hello.cipherSuites.includes(EMPTY_RENEGOTIATION_INFO_SCSV) || hasExtension(hello.extensions, ExtensionType.RenegotiationInfo)) {
+      extensions.push({ type: ExtensionType.RenegotiationInfo, data: Buffer.from([0]) });
+    }
+    if (this.suite.keyExchange === 'ecdhe_psk') extensions.push({ type: ExtensionType.EcPointFormats, data: Buffer.from([1, 0]) });
+    const offeredCid = extensionData(hello.extensions, ExtensionType.ConnectionId);
+    if (offeredCid && this.options.newConnectionId) {
+      this.records.peerCid = Buffer.from(parseConnectionId(offeredCid));
+      this.records.ownCid = this.options.newConnectionId();
+      extensions.push({ type: ExtensionType.ConnectionId, data: encodeConnectionId(this.records.ownCid) });
+    }
+    this.sessionId = resumable ? Buffer.from(cached.sessionId) : this.options.sessionFor ? randomBytes(32) : Buffer.alloc(0);
     const serverHello = handshakeMessage(HandshakeType.ServerHello, this.sendSeq++, encodeServerHello({
-      version: DTLS_1_2, random: this.serverRandom, sessionId: Buffer.alloc(0), cipherSuite: suiteId, compressionMethod: 0, extensions,
+      version: DTLS_1_2, random: this.serverRandom, sessionId: this.sessionId, cipherSuite: suiteId, compressionMethod: 0, extensions,
     }));
+    this.transcript.push(serverHello);
+    if (resumable) {
+      // abbreviated handshake (RFC 5246 §7.3): the cached master secret, new randoms; our Finished first
+      this.resumed = true;
+      this.identity = Buffer.from(cached.identity);
+      this.master = cached.master;
+      this.installKeys();
+      const finished = handshakeMessage(HandshakeType.Finished, this.sendSeq++, verifyData(this.master, 'server finished', sha256(...this.transcript)));
+      this.transcript.push(finished);
+      this.state = 'wait-client-finished';
+      this.sendFlight([
+        { type: ContentType.Handshake, epoch: 0, payload: serverHello },
+        { type: ContentType.ChangeCipherSpec, epoch: 0, payload: Buffer.from([1]) },
+        { type: ContentType.Handshake, epoch: 1, payload: finished },
+      ], true);
+      return;
+    }
+    const flight: FlightRecord[] = [{ type: ContentType.Handshake, epoch: 0, payload: serverHello }];
+    if (this.suite.keyExchange === 'ecdhe_psk') {
+      this.ecdh = createECDH('prime256v1');
+      this.ecdh.generateKeys();
+      const ske = handshakeMessage(HandshakeType.ServerKeyExchange, this.sendSeq++, encodeEcdhePskServerKeyExchange(this.ecdh.getPublicKey()));
+      this.transcript.push(ske);
+      flight.push({ type: ContentType.Handshake, epoch: 0, payload: ske });
+    }
     const done = handshakeMessage(HandshakeType.ServerHelloDone, this.sendSeq++, Buffer.alloc(0));
-    this.transcript.push(serverHello, done);
+    this.transcript.push(done);
+    flight.push({ type: ContentType.Handshake, epoch: 0, payload: done });
     this.state = 'wait-client-key-exchange';
-    this.sendFlight([
-      { type: ContentType.Handshake, epoch: 0, payload: serverHello },
-      { type: ContentType.Handshake, epoch: 0, payload: done },
-    ], true);
+    this.sendFlight(flight, true);
+  }
+
+  /** ECDHE suites need the client to speak secp256r1 with uncompressed points (RFC 8422 §5.1). */
+  private suiteUsable(suiteId: number, hello: ClientHello): boolean {
+    if (SUITES[suiteId]?.keyExchange !== 'ecdhe_psk') return true;
+    const groups = extensionData(hello.extensions, ExtensionType.SupportedGroups);
+    if (!groups) return true; // no extension: the client accepts any curve (RFC 8422 §4)
+    for (let i = 2; i + 1 < groups.length; i += 2) if (groups.readUInt16BE(i) === SECP256R1) return true;
+    return false;
   }
 
   private onClientKeyExchange(body: Buffer, whole: Buffer): void {
-    const identity = parsePskIdentity(body);
+    let identity: Buffer;
+    let shared: Buffer | undefined;
+    if (this.suite!.keyExchange === 'ecdhe_psk') {
+      const cke = parseEcdhePskClientKeyExchange(body);
+      identity = cke.identity;
+      try {
+        shared = this.ecdh!.computeSecret(cke.publicKey);
+      } catch {
+        throw new DtlsAlert(AlertDescription.IllegalParameter, 'the client\'s ECDH public key is not a P-256 point');
+      }
+    } else {
+      identity = parsePskIdentity(body);
+    }
     const psk = this.options.pskFor?.(identity);
     if (!psk) throw new DtlsAlert(AlertDescription.UnknownPskIdentity, 'unknown PSK identity');
     this.identity = Buffer.from(identity);
     this.transcript.push(whole);
-    this.computeKeys(psk);
+    this.computeMaster(psk, shared);
+    this.installKeys();
     this.state = 'wait-client-finished';
     this.stopFlightTimer();
   }
@@ -330,6 +413,12 @@ export class DtlsConnection {
   private onClientFinished(body: Buffer, whole: Buffer): void {
     const expected = verifyData(this.master!, 'client finished', sha256(...this.transcript));
     if (body.length !== 12 || !timingSafeEqual(body, expected)) throw new DtlsAlert(AlertDescription.DecryptError, 'the client\'s Finished does not verify');
+    if (this.resumed) {
+      // the client's Finished ends an abbreviated handshake: nothing more to send
+      this.flight = [];
+      this.established();
+      return;
+    }
     this.transcript.push(whole);
     const finished = handshakeMessage(HandshakeType.Finished, this.sendSeq++, verifyData(this.master!, 'server finished', sha256(...this.transcript)));
     this.sendFlight([
@@ -357,16 +446,51 @@ export class DtlsConnection {
     if (hello.compressionMethod !== 0) throw new DtlsAlert(AlertDescription.IllegalParameter, 'the server chose compression');
     this.suite = SUITES[hello.cipherSuite];
     this.serverRandom = Buffer.from(hello.random);
+    this.sessionId = Buffer.from(hello.sessionId);
     this.extendedMasterSecret = hasExtension(hello.extensions, ExtensionType.ExtendedMasterSecret);
+    const cid = extensionData(hello.extensions, ExtensionType.ConnectionId);
+    if (cid) {
+      if (!this.options.offerConnectionId) throw new DtlsAlert(AlertDescription.UnexpectedMessage, 'connection_id was not offered');
+      this.records.peerCid = Buffer.from(parseConnectionId(cid));
+    }
     this.transcript.push(whole);
+    const resume = this.options.resume;
+    if (resume && this.sessionId.length > 0 && this.sessionId.equals(resume.sessionId)) {
+      if (hello.cipherSuite !== resume.suite || this.extendedMasterSecret !== resume.extendedMasterSecret) {
+        throw new DtlsAlert(AlertDescription.IllegalParameter, 'the server resumed with other session parameters');
+      }
+      this.resumed = true;
+      this.identity = Buffer.from(resume.identity);
+      this.master = resume.master;
+      this.installKeys();
+      this.state = 'wait-server-finished';
+      return;
+    }
     this.state = 'wait-server-hello-done';
   }
 
   private sendClientKeyExchange(): void {
-    const cke = handshakeMessage(HandshakeType.ClientKeyExchange, this.sendSeq++, encodePskIdentity(this.options.identity ?? Buffer.alloc(0)));
+    const identity = this.options.identity ?? Buffer.alloc(0);
+    let body: Buffer;
+    let shared: Buffer | undefined;
+    if (this.suite!.keyExchange === 'ecdhe_psk') {
+      if (!this.peerEcdhPublic) throw new DtlsAlert(AlertDescription.UnexpectedMessage, 'ECDHE_PSK without a ServerKeyExchange');
+      const ecdh = createECDH('prime256v1');
+      ecdh.generateKeys();
+      try {
+        shared = ecdh.computeSecret(this.peerEcdhPublic);
+      } catch {
+        throw new DtlsAlert(AlertDescription.IllegalParameter, 'the server\'s ECDH public key is not a P-256 point');
+      }
+      body = encodeEcdhePskClientKeyExchange(identity, ecdh.getPublicKey());
+    } else {
+      body = encodePskIdentity(identity);
+    }
+    const cke = handshakeMessage(HandshakeType.ClientKeyExchange, this.sendSeq++, body);
     this.transcript.push(cke);
     this.identity = this.options.identity;
-    this.computeKeys(this.options.psk ?? Buffer.alloc(0));
+    this.computeMaster(this.options.psk ?? Buffer.alloc(0), shared);
+    this.installKeys();
     const finished = handshakeMessage(HandshakeType.Finished, this.sendSeq++, verifyData(this.master!, 'client finished', sha256(...this.transcript)));
     this.transcript.push(finished);
     this.state = 'wait-server-finished';
@@ -377,45 +501,55 @@ export class DtlsConnection {
     ], true);
   }
 
-  private onServerFinished(body: Buffer): void {
+  private onServerFinished(body: Buffer, whole: Buffer): void {
     const expected = verifyData(this.master!, 'server finished', sha256(...this.transcript));
     if (body.length !== 12 || !timingSafeEqual(body, expected)) throw new DtlsAlert(AlertDescription.DecryptError, 'the server\'s Finished does not verify');
-    this.flight = [];
+    if (this.resumed) {
+      // abbreviated: our CCS and Finished end it; resent if the server repeats its flight
+      this.transcript.push(whole);
+      const finished = handshakeMessage(HandshakeType.Finished, this.sendSeq++, verifyData(this.master!, 'client finished', sha256(...this.transcript)));
+      this.sendFlight([
+        { type: ContentType.ChangeCipherSpec, epoch: 0, payload: Buffer.from([1]) },
+        { type: ContentType.Handshake, epoch: 1, payload: finished },
+      ], false);
+    } else {
+      this.flight = [];
+    }
     this.established();
   }
 
   // ---- both ----
 
-  private computeKeys(psk: Buffer): void {
-    const premaster = pskPremasterSecret(psk);
+  private computeMaster(psk: Buffer, ecdhShared?: Buffer): void {
+    const premaster = pskPremasterSecret(psk, ecdhShared);
     this.master = masterSecret(premaster, this.clientRandom, this.serverRandom, this.extendedMasterSecret ? sha256(...this.transcript) : undefined);
-    const keys = deriveKeys(this.suite!, this.master, this.clientRandom, this.serverRandom);
-    this.pendingWrite = this.role === 'client' ? keys.clientWrite : keys.serverWrite;
-    this.pendingRead = this.role === 'client' ? keys.serverWrite : keys.clientWrite;
-    this.writes[1] = { protection: this.pendingWrite, sequence: 0 };
+  }
+
+  private installKeys(): void {
+    const keys = deriveKeys(this.suite!, this.master!, this.clientRandom, this.serverRandom);
+    this.records.setPending(this.role === 'client' ? keys.serverWrite : keys.clientWrite, this.role === 'client' ? keys.clientWrite : keys.serverWrite);
   }
 
   private established(): void {
     this.state = 'connected';
     this.stopFlightTimer();
+    if (this.sessionId.length > 0 && this.master && this.identity) {
+      this.session = {
+        sessionId: this.sessionId, master: this.master, suite: this.suite!.id, extendedMasterSecret: this.extendedMasterSecret, identity: this.identity,
+      };
+    }
     this.transcript = [];
     this.reassembly.clear();
-    this.master = undefined; // no resumption yet: the master secret is not kept
+    this.ecdh = undefined;
+    this.peerEcdhPublic = undefined;
     this.events.connected();
   }
 
   /** Sends application data; false when the connection is not established. */
   send(plaintext: Buffer): boolean {
     if (!this.connected) return false;
-    this.events.send(this.encodeRecord(ContentType.ApplicationData, this.writeEpoch, plaintext));
+    this.events.send(this.records.encode(ContentType.ApplicationData, this.records.writeEpoch, plaintext));
     return true;
-  }
-
-  private encodeRecord(type: ContentType, epoch: number, plaintext: Buffer): Buffer {
-    const state = this.writes[epoch];
-    const sequence = state.sequence++;
-    const fragment = state.protection ? state.protection.seal(sequenceBytes(epoch, sequence), Buffer.from([type, 0xfe, 0xfd]), plaintext) : plaintext;
-    return Buffer.concat([recordHeader(type, DTLS_1_2, epoch, sequence, fragment.length), fragment]);
   }
 
   private sendFlight(records: FlightRecord[], expectReply: boolean): void {
@@ -427,15 +561,16 @@ export class DtlsConnection {
   }
 
   private transmitFlight(): void {
+    if (this.closed) return;
     this.flightTransmissions++;
     const datagrams: Buffer[] = [];
     let current: Buffer[] = [];
     let size = 0;
     for (const r of this.flight) {
-      if (r.type === ContentType.ChangeCipherSpec) this.writeEpoch = Math.max(this.writeEpoch, 1);
+      if (r.type === ContentType.ChangeCipherSpec) this.records.activateWrite();
       const pieces = r.type === ContentType.Handshake ? fragmentMessage(r.payload, MAX_FRAGMENT) : [r.payload];
       for (const piece of pieces) {
-        const record = this.encodeRecord(r.type, r.epoch, piece);
+        const record = this.records.encode(r.type, r.epoch, piece);
         if (size + record.length > MAX_DATAGRAM && current.length > 0) {
           datagrams.push(Buffer.concat(current));
           current = [];
@@ -453,14 +588,9 @@ export class DtlsConnection {
     this.flightTimer.unref?.();
   }
 
-  private resendFlight(): void {
-    if (this.state === 'closed') return;
-    this.transmitFlight();
-  }
-
   private onFlightTimeout(): void {
     this.flightTimer = null;
-    if (this.state === 'closed' || this.connected) return;
+    if (this.closed || this.connected) return;
     if (this.flightTransmissions >= (this.options.maxFlightTransmissions ?? 7)) {
       this.end('handshake timed out');
       return;
@@ -475,12 +605,12 @@ export class DtlsConnection {
   }
 
   private sendAlert(level: 1 | 2, description: AlertDescription): void {
-    this.events.send(this.encodeRecord(ContentType.Alert, this.writeEpoch, Buffer.from([level, description])));
+    this.events.send(this.records.encode(ContentType.Alert, this.records.writeEpoch, Buffer.from([level, description])));
   }
 
   /** A fatal error of ours: tell the peer, then end. */
   private fail(description: AlertDescription, reason: string): void {
-    if (this.state === 'closed') return;
+    if (this.closed) return;
     this.sendAlert(2, description);
     this.end(reason, description);
   }
@@ -492,13 +622,13 @@ export class DtlsConnection {
 
   /** Sends close_notify (when established) and ends the connection. */
   close(): void {
-    if (this.state === 'closed') return;
+    if (this.closed) return;
     if (this.connected) this.sendAlert(1, AlertDescription.CloseNotify);
     this.end('closed');
   }
 
   private end(reason: string, alert?: AlertDescription): void {
-    if (this.state === 'closed') return;
+    if (this.closed) return;
     this.state = 'closed';
     this.stopFlightTimer();
     this.flight = [];
@@ -507,4 +637,3 @@ export class DtlsConnection {
     this.events.closed(reason, alert);
   }
 }
-

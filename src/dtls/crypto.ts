@@ -32,21 +32,24 @@ export function prf(secret: Buffer, label: string, seed: Buffer, length: number)
   return Buffer.concat(out, total).subarray(0, length);
 }
 
-/** What protects (and checks) the records of one direction of one epoch. */
+/**
+ * What protects (and checks) the records of one direction of one epoch. `sequence` is the 8-byte
+ * epoch‖sequence number (the CCM explicit nonce); `aad` is what the MAC or AEAD covers before the
+ * plaintext length: sequence‖type‖version for a plain record (RFC 5246 §6.2.3), the longer
+ * RFC 9146 §5 form for a record with a connection ID.
+ */
 export interface RecordProtection {
   /** Bytes a protected record adds to the plaintext at most. */
   readonly overhead: number;
-  /** `sequence` is the 8-byte epoch‖sequence number; `header` is type‖version (3 bytes). */
-  seal(sequence: Buffer, header: Buffer, plaintext: Buffer): Buffer;
+  seal(sequence: Buffer, aad: Buffer, plaintext: Buffer): Buffer;
   /** Undefined when the record does not authenticate. */
-  open(sequence: Buffer, header: Buffer, fragment: Buffer): Buffer | undefined;
+  open(sequence: Buffer, aad: Buffer, fragment: Buffer): Buffer | undefined;
 }
 
-function additionalData(sequence: Buffer, header: Buffer, length: number): Buffer {
-  const aad = Buffer.allocUnsafe(13);
-  sequence.copy(aad, 0);
-  header.copy(aad, 8);
-  aad.writeUInt16BE(length, 11);
+function additionalData(prefix: Buffer, length: number): Buffer {
+  const aad = Buffer.allocUnsafe(prefix.length + 2);
+  prefix.copy(aad, 0);
+  aad.writeUInt16BE(length, prefix.length);
   return aad;
 }
 
@@ -58,16 +61,16 @@ export class Ccm8Protection implements RecordProtection {
 
   constructor(private readonly key: Buffer, private readonly salt: Buffer) {}
 
-  seal(sequence: Buffer, header: Buffer, plaintext: Buffer): Buffer {
+  seal(sequence: Buffer, aad: Buffer, plaintext: Buffer): Buffer {
     const nonce = Buffer.concat([this.salt, sequence]);
     const cipher = createCipheriv('aes-128-ccm', this.key, nonce, { authTagLength: CCM_TAG });
-    cipher.setAAD(additionalData(sequence, header, plaintext.length), { plaintextLength: plaintext.length });
+    cipher.setAAD(additionalData(aad, plaintext.length), { plaintextLength: plaintext.length });
     const body = cipher.update(plaintext);
     cipher.final();
     return Buffer.concat([sequence, body, cipher.getAuthTag()]);
   }
 
-  open(sequence: Buffer, header: Buffer, fragment: Buffer): Buffer | undefined {
+  open(sequence: Buffer, aad: Buffer, fragment: Buffer): Buffer | undefined {
     if (fragment.length < this.overhead) return undefined;
     const explicit = fragment.subarray(0, 8);
     const body = fragment.subarray(8, fragment.length - CCM_TAG);
@@ -75,7 +78,7 @@ export class Ccm8Protection implements RecordProtection {
     try {
       const decipher = createDecipheriv('aes-128-ccm', this.key, Buffer.concat([this.salt, explicit]), { authTagLength: CCM_TAG });
       decipher.setAuthTag(tag);
-      decipher.setAAD(additionalData(sequence, header, body.length), { plaintextLength: body.length });
+      decipher.setAAD(additionalData(aad, body.length), { plaintextLength: body.length });
       const plain = decipher.update(body);
       decipher.final();
       return plain;
@@ -94,8 +97,8 @@ export class CbcSha256Protection implements RecordProtection {
 
   constructor(private readonly key: Buffer, private readonly macKey: Buffer) {}
 
-  seal(sequence: Buffer, header: Buffer, plaintext: Buffer): Buffer {
-    const mac = hmacSha256(this.macKey, additionalData(sequence, header, plaintext.length), plaintext);
+  seal(sequence: Buffer, aad: Buffer, plaintext: Buffer): Buffer {
+    const mac = hmacSha256(this.macKey, additionalData(aad, plaintext.length), plaintext);
     const unpadded = plaintext.length + MAC + 1;
     const pad = (BLOCK - (unpadded % BLOCK)) % BLOCK;
     const padding = Buffer.alloc(pad + 1, pad);
@@ -105,7 +108,7 @@ export class CbcSha256Protection implements RecordProtection {
     return Buffer.concat([iv, cipher.update(Buffer.concat([plaintext, mac, padding])), cipher.final()]);
   }
 
-  open(sequence: Buffer, header: Buffer, fragment: Buffer): Buffer | undefined {
+  open(sequence: Buffer, aad: Buffer, fragment: Buffer): Buffer | undefined {
     if (fragment.length < BLOCK + MAC + BLOCK || fragment.length % BLOCK !== 0) return undefined;
     let plain: Buffer;
     try {
@@ -122,7 +125,7 @@ export class CbcSha256Protection implements RecordProtection {
     for (let i = plain.length - 1 - padLength; i < plain.length; i++) good &= plain[i] === pad ? 1 : 0;
     const contentLength = plain.length - 1 - padLength - MAC;
     const content = plain.subarray(0, contentLength);
-    const expected = hmacSha256(this.macKey, additionalData(sequence, header, contentLength), content);
+    const expected = hmacSha256(this.macKey, additionalData(aad, contentLength), content);
     const macOk = timingSafeEqual(expected, plain.subarray(contentLength, contentLength + MAC));
     return good && macOk ? content : undefined;
   }

@@ -10,8 +10,12 @@ export const enum HandshakeType {
 }
 
 export const enum ExtensionType {
-  ExtendedMasterSecret = 23, RenegotiationInfo = 0xff01, EncryptThenMac = 22,
+  SupportedGroups = 10, EcPointFormats = 11, EncryptThenMac = 22, ExtendedMasterSecret = 23, ConnectionId = 54,
+  RenegotiationInfo = 0xff01,
 }
+
+/** secp256r1, the one curve spoken here (RFC 8422 named_curve 23). */
+export const SECP256R1 = 23;
 
 /** TLS_EMPTY_RENEGOTIATION_INFO_SCSV: a client's way of saying it renegotiates securely (RFC 5746). */
 export const EMPTY_RENEGOTIATION_INFO_SCSV = 0x00ff;
@@ -148,4 +152,39 @@ export function encodePskIdentity(identity: Buffer): Buffer {
 
 export function hasExtension(extensions: Extension[], type: number): boolean {
   return extensions.some((e) => e.type === type);
+}
+
+export function extensionData(extensions: Extension[], type: number): Buffer | undefined {
+  return extensions.find((e) => e.type === type)?.data;
+}
+
+/** ECDHE_PSK ServerKeyExchange (RFC 5489 §2): hint, then named-curve ECDH parameters. */
+export function encodeEcdhePskServerKeyExchange(publicKey: Buffer): Buffer {
+  return Buffer.concat([vector(2, Buffer.alloc(0)), u8(3), u16(SECP256R1), vector(1, publicKey)]);
+}
+
+export function parseEcdhePskServerKeyExchange(body: Buffer): Buffer {
+  const r = new Reader(body);
+  r.vector(2); // identity hint
+  if (r.u8() !== 3 || r.u16() !== SECP256R1) throw new Error('only named curve secp256r1 is supported');
+  return r.vector(1);
+}
+
+/** ECDHE_PSK ClientKeyExchange: identity, then the client's ECDH public point. */
+export function encodeEcdhePskClientKeyExchange(identity: Buffer, publicKey: Buffer): Buffer {
+  return Buffer.concat([vector(2, identity), vector(1, publicKey)]);
+}
+
+export function parseEcdhePskClientKeyExchange(body: Buffer): { identity: Buffer; publicKey: Buffer } {
+  const r = new Reader(body);
+  return { identity: r.vector(2), publicKey: r.vector(1) };
+}
+
+/** connection_id extension body (RFC 9146 §3): the CID the sender wants on records to it. */
+export function encodeConnectionId(cid: Buffer): Buffer {
+  return vector(1, cid);
+}
+
+export function parseConnectionId(data: Buffer): Buffer {
+  return new Reader(data).vector(1);
 }

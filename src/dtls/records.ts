@@ -4,7 +4,7 @@
  */
 import { Reader, WireError } from './wire';
 
-export const enum ContentType { ChangeCipherSpec = 20, Alert = 21, Handshake = 22, ApplicationData = 23 }
+export const enum ContentType { ChangeCipherSpec = 20, Alert = 21, Handshake = 22, ApplicationData = 23, Tls12Cid = 25 }
 
 export const DTLS_1_2 = 0xfefd;
 export const DTLS_1_0 = 0xfeff;
@@ -15,11 +15,17 @@ export interface DtlsRecord {
   version: number;
   epoch: number;
   sequence: number;
+  /** The connection ID of a tls12_cid record (RFC 9146), else undefined. */
+  cid?: Buffer;
   fragment: Buffer;
 }
 
-/** The records of one datagram; parsing stops at the first malformed one (the rest is dropped, §4.1.2.7). */
-export function parseRecords(datagram: Buffer): DtlsRecord[] {
+/**
+ * The records of one datagram; parsing stops at the first malformed one (the rest is dropped,
+ * §4.1.2.7). `cidLength`: the length of the connection IDs this side hands out, which tls12_cid
+ * records carry without a length of their own.
+ */
+export function parseRecords(datagram: Buffer, cidLength = 0): DtlsRecord[] {
   const records: DtlsRecord[] = [];
   const r = new Reader(datagram);
   try {
@@ -28,9 +34,10 @@ export function parseRecords(datagram: Buffer): DtlsRecord[] {
       const version = r.u16();
       const epoch = r.u16();
       const sequence = r.u48();
+      const cid = type === ContentType.Tls12Cid ? r.bytes(cidLength) : undefined;
       const fragment = r.vector(2);
       if (type < 20 || type > 25 || (version >> 8) !== 0xfe) break;
-      records.push({ type, version, epoch, sequence, fragment });
+      records.push({ type, version, epoch, sequence, cid, fragment });
     }
   } catch (err) {
     if (!(err instanceof WireError)) throw err;
@@ -60,6 +67,10 @@ export function recordHeader(type: number, version: number, epoch: number, seque
 export class ReplayWindow {
   private highest = -1;
   private bitmap = 0n;
+
+  get highestSeen(): number {
+    return this.highest;
+  }
 
   /** Whether the sequence number may be processed (it is not marked yet). */
   fresh(sequence: number): boolean {

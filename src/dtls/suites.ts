@@ -5,11 +5,13 @@ import { CbcSha256Protection, Ccm8Protection, prf, RecordProtection } from './cr
 
 export const TLS_PSK_WITH_AES_128_CCM_8 = 0xc0a8;
 export const TLS_PSK_WITH_AES_128_CBC_SHA256 = 0x00ae;
+export const TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256 = 0xc037;
 
 export interface CipherSuite {
   id: number;
   name: string;
-  keyExchange: 'psk';
+  /** psk: the key alone (RFC 4279); ecdhe_psk: an ephemeral P-256 exchange too (RFC 5489, forward secrecy). */
+  keyExchange: 'psk' | 'ecdhe_psk';
   /** Bytes of key block: MAC keys, encryption keys, implicit IVs (client then server each). */
   macKeyLength: number;
   keyLength: number;
@@ -28,18 +30,26 @@ export const SUITES: Record<number, CipherSuite> = {
     macKeyLength: 32, keyLength: 16, fixedIvLength: 0,
     protection: (key, mac) => new CbcSha256Protection(key, mac),
   },
+  [TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256]: {
+    id: TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256, name: 'TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256', keyExchange: 'ecdhe_psk',
+    macKeyLength: 32, keyLength: 16, fixedIvLength: 0,
+    protection: (key, mac) => new CbcSha256Protection(key, mac),
+  },
 };
 
 /** Our preference, most preferred first: CCM-8 is the suite LwM2M mandates. */
-export const DEFAULT_SUITES = [TLS_PSK_WITH_AES_128_CCM_8, TLS_PSK_WITH_AES_128_CBC_SHA256];
+export const DEFAULT_SUITES = [TLS_PSK_WITH_AES_128_CCM_8, TLS_PSK_WITH_AES_128_CBC_SHA256, TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256];
 
-/** RFC 4279 §2: other_secret (N zero bytes) and the PSK, each with a 2-byte length. */
-export function pskPremasterSecret(psk: Buffer): Buffer {
-  const n = psk.length;
-  const out = Buffer.alloc(4 + 2 * n);
-  out.writeUInt16BE(n, 0);
-  out.writeUInt16BE(n, 2 + n);
-  psk.copy(out, 4 + n);
+/**
+ * RFC 4279 §2 / RFC 5489 §2: other_secret and the PSK, each with a 2-byte length; other_secret is
+ * N zero bytes for plain PSK, the ECDH shared secret for ECDHE_PSK.
+ */
+export function pskPremasterSecret(psk: Buffer, otherSecret: Buffer = Buffer.alloc(psk.length)): Buffer {
+  const out = Buffer.alloc(4 + otherSecret.length + psk.length);
+  out.writeUInt16BE(otherSecret.length, 0);
+  otherSecret.copy(out, 2);
+  out.writeUInt16BE(psk.length, 2 + otherSecret.length);
+  psk.copy(out, 4 + otherSecret.length);
   return out;
 }
 

@@ -63,26 +63,30 @@ describe('DTLS known-answer vectors', () => {
     assert.strictEqual(body.toString('hex'), '588c979a61c663d2f066d0c2c0f989806d5f6b61dac38417e8d12cfdf926e0');
     const p = new Ccm8Protection(Buffer.alloc(16, 1), Buffer.from('01020304', 'hex'));
     const seq = Buffer.from('0001000000000007', 'hex');
-    const sealed = p.seal(seq, Buffer.from([23, 0xfe, 0xfd]), Buffer.from('hello'));
+    // the additional data of a record: epoch ‖ sequence ‖ type ‖ version (the length is appended)
+    const aad = (s) => Buffer.concat([s, Buffer.from([23, 0xfe, 0xfd])]);
+    const sealed = p.seal(seq, aad(seq), Buffer.from('hello'));
     assert.strictEqual(sealed.length, 8 + 5 + 8);
     assert.ok(sealed.subarray(0, 8).equals(seq), 'explicit nonce = epoch ‖ sequence');
-    assert.strictEqual(p.open(seq, Buffer.from([23, 0xfe, 0xfd]), sealed).toString(), 'hello');
+    assert.strictEqual(p.open(seq, aad(seq), sealed).toString(), 'hello');
     const tampered = Buffer.from(sealed);
     tampered[10] ^= 1;
-    assert.strictEqual(p.open(seq, Buffer.from([23, 0xfe, 0xfd]), tampered), undefined);
-    assert.strictEqual(p.open(Buffer.from('0001000000000008', 'hex'), Buffer.from([23, 0xfe, 0xfd]), sealed), undefined, 'sequence is authenticated');
+    assert.strictEqual(p.open(seq, aad(seq), tampered), undefined);
+    const other = Buffer.from('0001000000000008', 'hex');
+    assert.strictEqual(p.open(other, aad(other), sealed), undefined, 'sequence is authenticated');
   });
 
   it('AES-128-CBC + HMAC-SHA256 records: round trip, bad MAC and bad padding both refused', () => {
     const p = new CbcSha256Protection(Buffer.alloc(16, 2), Buffer.alloc(32, 3));
     const seq = Buffer.alloc(8);
     for (const n of [0, 1, 15, 16, 17, 100]) {
-      const sealed = p.seal(seq, Buffer.from([23, 0xfe, 0xfd]), Buffer.alloc(n, 0x61));
+      const aad = Buffer.concat([seq, Buffer.from([23, 0xfe, 0xfd])]);
+      const sealed = p.seal(seq, aad, Buffer.alloc(n, 0x61));
       assert.strictEqual(sealed.length % 16, 0);
-      assert.ok(p.open(seq, Buffer.from([23, 0xfe, 0xfd]), sealed).equals(Buffer.alloc(n, 0x61)));
+      assert.ok(p.open(seq, aad, sealed).equals(Buffer.alloc(n, 0x61)));
       const bad = Buffer.from(sealed);
       bad[bad.length - 1] ^= 0x40;
-      assert.strictEqual(p.open(seq, Buffer.from([23, 0xfe, 0xfd]), bad), undefined);
+      assert.strictEqual(p.open(seq, aad, bad), undefined);
     }
   });
 
@@ -311,7 +315,7 @@ describe('DTLS under hostile input', function () {
     c.send(Buffer.from('once'), srv.address());
     await ok;
     const appRecord = sent[sent.length - 1];
-    assert.strictEqual(appRecord[0], 23);
+    assert.strictEqual(appRecord[0], 25, 'application data with the connection ID the server gave (RFC 9146 tls12_cid)');
     send(appRecord, srv.address());
     const oldEpoch = Buffer.from(appRecord);
     oldEpoch.writeUInt16BE(0, 3);

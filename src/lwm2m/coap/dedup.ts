@@ -42,7 +42,9 @@ export class Deduplicator {
   /** Records the answer sent for a message recorded by add(). */
   answered(key: string, answer: Buffer): void {
     const entry = this.current.get(key) ?? this.previous.get(key);
-    if (entry) entry.answer = answer;
+    if (!entry) return;
+    entry.answer = answer;
+    entry.pending = undefined; // the exchange (and its request) need not live for the whole lifetime
   }
 
   get size(): number {

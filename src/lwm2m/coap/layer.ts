@@ -211,7 +211,7 @@ export class MessageLayer implements ExchangeContext {
     };
     if (observe === 1) this.relations.get(`${key}|${m.token.toString('hex')}`)?.cancel(); // deregistration (RFC 7641 §3.6)
     const exchange = new ServerExchange(this, request, m, key, dedupKey, block1 ?? undefined, block2 ?? undefined);
-    entry.pending = exchange;
+    if (m.type === MessageType.CON) entry.pending = exchange;
     if (block2 && block2.num > 0 && !block1) {
       // a later block of a large answer: served from the body kept when block 0 went out
       const cached = this.block2.get(bodyKeyOf(key, m.code, pathSegments, query, accept, m.payload));

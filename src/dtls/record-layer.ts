@@ -1,0 +1,119 @@
+/**
+ * The record layer of one connection (RFC 6347 §4.1): write and read states per epoch, sequence
+ * numbers, the anti-replay window, record protection, and connection IDs (RFC 9146) — records to
+ * a peer that asked for a CID go out as tls12_cid with the real type inside the plaintext.
+ */
+import type { RecordProtection } from './crypto';
+import { ContentType, DTLS_1_2, DtlsRecord, parseRecords, recordHeader, ReplayWindow, sequenceBytes } from './records';
+
+interface WriteState { protection: RecordProtection | null; sequence: number }
+interface ReadState { protection: RecordProtection | null; window: ReplayWindow }
+
+/** A record that authenticated: its real type and plaintext, and whether it is the newest seen. */
+export interface OpenedRecord {
+  type: number;
+  epoch: number;
+  plaintext: Buffer;
+  newest: boolean;
+}
+
+const CID_PLACEHOLDER = Buffer.alloc(8, 0xff);
+
+export class RecordLayer {
+  private readonly writes: WriteState[] = [{ protection: null, sequence: 0 }];
+  private readonly reads: ReadState[] = [{ protection: null, window: new ReplayWindow() }];
+  writeEpoch = 0;
+  readEpoch = 0;
+  private pendingRead: RecordProtection | null = null;
+  /** The CID the peer asked us to put on records to it (RFC 9146), once epoch 1 protects them. */
+  peerCid?: Buffer;
+  /** The CID records to us carry. */
+  ownCid?: Buffer;
+
+  constructor(firstWriteSequence = 0) {
+    this.writes[0].sequence = firstWriteSequence;
+  }
+
+  /** The keys of the next epoch: writing starts with our ChangeCipherSpec, reading with the peer's. */
+  setPending(read: RecordProtection, write: RecordProtection): void {
+    this.pendingRead = read;
+    this.writes[1] = { protection: write, sequence: 0 };
+  }
+
+  get readPending(): boolean {
+    return this.pendingRead !== null;
+  }
+
+  /** The peer's ChangeCipherSpec: its records are protected from now on. */
+  activateRead(): void {
+    this.readEpoch++;
+    this.reads[this.readEpoch] = { protection: this.pendingRead, window: new ReplayWindow() };
+    this.pendingRead = null;
+  }
+
+  activateWrite(): void {
+    this.writeEpoch = Math.max(this.writeEpoch, 1);
+  }
+
+  encode(type: ContentType, epoch: number, plaintext: Buffer): Buffer {
+    const state = this.writes[epoch];
+    const sequence = state.sequence++;
+    const seq = sequenceBytes(epoch, sequence);
+    const cid = this.peerCid;
+    if (!state.protection || !cid || cid.length === 0) {
+      const fragment = state.protection ? state.protection.seal(seq, Buffer.concat([seq, Buffer.from([type, 0xfe, 0xfd])]), plaintext) : plaintext;
+      return Buffer.concat([recordHeader(type, DTLS_1_2, epoch, sequence, fragment.length), fragment]);
+    }
+    // RFC 9146 §4: DTLSInnerPlaintext = content ‖ real type (no padding), outer type tls12_cid
+    const inner = Buffer.concat([plaintext, Buffer.from([type])]);
+    const fragment = state.protection.seal(seq, cidAad(seq, cid), inner);
+    const header = recordHeader(ContentType.Tls12Cid, DTLS_1_2, epoch, sequence, fragment.length);
+    return Buffer.concat([header.subarray(0, 11), cid, header.subarray(11), fragment]);
+  }
+
+  /**
+   * Hands each record of a datagram that authenticates and is not a replay to `onRecord`, one at a
+   * time: a ChangeCipherSpec must take effect before the Finished behind it in the same datagram is
+   * opened. `onBadRecord` hears of a protected record that failed to authenticate (during a
+   * handshake that means wrong keys).
+   */
+  decode(datagram: Buffer, onBadRecord: () => void, onRecord: (record: OpenedRecord) => boolean): void {
+    for (const record of parseRecords(datagram, this.ownCid?.length ?? 0)) {
+      const opened = this.open(record, onBadRecord);
+      if (opened && !onRecord(opened)) return;
+    }
+  }
+
+  private open(record: DtlsRecord, onBadRecord: () => void): OpenedRecord | undefined {
+    const { epoch, sequence } = record;
+    const read = this.reads[epoch];
+    // the current epoch, or epoch 0 handshake retransmissions from a peer that missed our last flight
+    if (!read || (epoch !== this.readEpoch && !(epoch === 0 && record.type === ContentType.Handshake))) return undefined;
+    if (!read.window.fresh(sequence)) return undefined;
+    const seq = sequenceBytes(epoch, sequence);
+    let type = record.type;
+    let plaintext = record.fragment;
+    if (record.type === ContentType.Tls12Cid) {
+      if (!read.protection || !this.ownCid || !record.cid?.equals(this.ownCid)) return undefined;
+      const inner = read.protection.open(seq, cidAad(seq, this.ownCid), record.fragment);
+      if (!inner) return void onBadRecord();
+      let end = inner.length;
+      while (end > 0 && inner[end - 1] === 0) end--; // zero padding
+      if (end === 0) return undefined;
+      type = inner[end - 1];
+      plaintext = inner.subarray(0, end - 1);
+    } else if (read.protection) {
+      const opened = read.protection.open(seq, Buffer.concat([seq, Buffer.from([type, 0xfe, 0xfd])]), record.fragment);
+      if (!opened) return void onBadRecord();
+      plaintext = opened;
+    }
+    const newest = sequence > read.window.highestSeen;
+    read.window.mark(sequence);
+    return { type, epoch, plaintext, newest };
+  }
+}
+
+/** RFC 9146 §5: placeholder ‖ tls12_cid ‖ cid_length ‖ tls12_cid ‖ version ‖ epoch ‖ sequence ‖ cid. */
+function cidAad(seq: Buffer, cid: Buffer): Buffer {
+  return Buffer.concat([CID_PLACEHOLDER, Buffer.from([ContentType.Tls12Cid, cid.length, ContentType.Tls12Cid, 0xfe, 0xfd]), seq, cid]);
+}
