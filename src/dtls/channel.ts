@@ -255,7 +255,7 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
     if (!s && datagram[0] === ContentType.Tls12Cid && this.cidLength > 0 && datagram.length >= 13 + this.cidLength) {
       // a record with one of our connection IDs from an address we do not know: its peer moved
       s = this.byCid.get(datagram.subarray(11, 11 + this.cidLength).toString('hex'));
-      if (s && s.conn.receive(datagram)) this.move(s, peer);
+      if (s) this.receiveMoved(s, datagram, peer);
       return;
     }
     if (!s && this.options.plaintextWithoutCredentials && datagram.length > 0 && datagram[0] >= 64 && datagram[0] < 128
@@ -270,9 +270,23 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
     s.conn.receive(datagram);
   }
 
-  /** RFC 9146 §6: the newest authenticated record came from `to`; the session answers there now. */
-  private move(session: Session, to: Peer): void {
+  /**
+   * RFC 9146 §6: a record with one of our CIDs from a new address moves its session there when it
+   * authenticates and is the newest yet. The session is tried at the new address while the record
+   * is processed (so an answer to it goes there), and put back when the record does not qualify —
+   * a replayed or forged record never moves a session.
+   */
+  private receiveMoved(session: Session, datagram: Buffer, to: Peer): void {
     const from = { address: session.peer.address, port: session.peer.port };
+    this.relocate(session, to);
+    if (session.conn.receive(datagram)) {
+      this.emit('peerMoved', { from, to: { address: to.address, port: to.port }, identity: session.peer.identity } satisfies PeerMovedEvent);
+    } else if (!session.conn.closed) {
+      this.relocate(session, from);
+    }
+  }
+
+  private relocate(session: Session, to: Peer): void {
     const key = keyOf(to);
     const there = this.sessions.get(key);
     if (there && there !== session) this.drop(there, 'replaced by a moved session');
@@ -281,7 +295,6 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
     session.peer.address = to.address;
     session.peer.port = to.port;
     this.sessions.set(key, session);
-    this.emit('peerMoved', { from, to: { address: to.address, port: to.port }, identity: session.peer.identity } satisfies PeerMovedEvent);
   }
 
   private clientHello(datagram: Buffer, peer: Peer, key: string): void {

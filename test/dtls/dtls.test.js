@@ -127,7 +127,8 @@ describe('DTLS with independent peers', function () {
     return ch;
   }
 
-  for (const [cipher, suite] of [['PSK-AES128-CCM8', 'TLS_PSK_WITH_AES_128_CCM_8'], ['PSK-AES128-CBC-SHA256', 'TLS_PSK_WITH_AES_128_CBC_SHA256']]) {
+  for (const [cipher, suite] of [['PSK-AES128-CCM8', 'TLS_PSK_WITH_AES_128_CCM_8'], ['PSK-AES128-CBC-SHA256', 'TLS_PSK_WITH_AES_128_CBC_SHA256'],
+    ['ECDHE-PSK-AES128-CBC-SHA256', 'TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256']]) {
     it(`serves openssl s_client with ${cipher} (extended master secret), data both ways`, async function () {
       if (!has('openssl')) this.skip();
       const ch = await server();
@@ -163,6 +164,51 @@ describe('DTLS with independent peers', function () {
       assert.match(out, new RegExp(`CIPHER is ${cipher}`));
     });
   }
+
+  it('resumes an OpenSSL session (abbreviated handshake, no key exchange)', async function () {
+    if (!has('openssl')) this.skip();
+    const ch = await server();
+    const file = require('path').join(require('os').tmpdir(), `dtls-sess-${process.pid}`);
+    cleanup.push(() => require('fs').rmSync(file, { force: true }));
+    const args = ['s_client', '-dtls1_2', '-connect', `127.0.0.1:${ch.address().port}`, '-psk_identity', 'dev1', '-psk', KEY_HEX,
+      '-cipher', 'PSK-AES128-CCM8:@SECLEVEL=0', '-ign_eof'];
+    const events = [];
+    ch.on('handshake', (e) => events.push(e));
+    const first = await run('openssl', [...args, '-sess_out', file], { input: 'one\n', until: /echo:one/ });
+    assert.match(first.out, /New, TLSv1.2/);
+    const second = await run('openssl', [...args, '-sess_in', file], { input: 'two\n', until: /echo:two/ });
+    assert.match(second.out, /Reused, TLSv1.2/);
+    assert.match(second.out, /echo:two/);
+    assert.deepStrictEqual(events.map((e) => [e.identity, e.resumed]), [['dev1', false], ['dev1', true]]);
+  });
+
+  it('resumes its own sessions both ways, and not with another identity', async () => {
+    const srv = await server({ server: { pskFor: (id) => (['dev1', 'dev2'].includes(id.toString()) ? KEY : undefined) } });
+    const events = [];
+    srv.on('handshake', (e) => events.push([e.identity, e.resumed]));
+    let identity = 'dev1';
+    const c = new DtlsChannel(new UdpChannel({ address: '127.0.0.1' }), { client: { credentialsFor: () => ({ identity: Buffer.from(identity), key: KEY }) } });
+    await c.start();
+    cleanup.push(() => c.stop());
+    const echo = () => new Promise((resolve) => c.once('datagram', resolve));
+    let answer = echo();
+    c.send(Buffer.from('a'), srv.address());
+    assert.strictEqual((await answer).toString(), 'echo:a');
+    c.closeSessions();
+    await delay(50);
+    answer = echo();
+    c.send(Buffer.from('b'), srv.address());
+    assert.strictEqual((await answer).toString(), 'echo:b');
+    assert.strictEqual(c.session(srv.address()).resumed, true);
+    // new credentials for the same peer: a full handshake with them, not the old session
+    c.closeSessions();
+    identity = 'dev2';
+    await delay(50);
+    answer = echo();
+    c.send(Buffer.from('c'), srv.address());
+    assert.strictEqual((await answer).toString(), 'echo:c');
+    assert.deepStrictEqual(events, [['dev1', false], ['dev1', true], ['dev2', false]]);
+  });
 
   it('refuses a wrong key with a decrypt_error alert and reports it; an unknown identity with unknown_psk_identity', async function () {
     if (!has('openssl')) this.skip();

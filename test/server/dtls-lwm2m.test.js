@@ -124,6 +124,62 @@ describe('LwM2M over DTLS (PSK)', function () {
     assert.strictEqual((await dev.request(server.secureAddress(), { method: 'DELETE', path: location })).code, '2.02');
   });
 
+  /** A NAT between a device and the server whose outside port can change (a rebinding). */
+  async function nat(target) {
+    const dgram = require('dgram');
+    const bound = (s) => new Promise((r) => s.bind(0, '127.0.0.1', r));
+    const inside = dgram.createSocket('udp4');
+    await bound(inside);
+    let device;
+    let outside;
+    const open = async () => {
+      const s = dgram.createSocket('udp4');
+      await bound(s);
+      s.on('message', (m) => inside.send(m, device.port, device.address));
+      return s;
+    };
+    outside = await open();
+    inside.on('message', (m, r) => {
+      device = r;
+      outside.send(m, target.port, target.address);
+    });
+    const n = {
+      port: () => inside.address().port,
+      outsidePort: () => outside.address().port,
+      async rebind() {
+        const old = outside;
+        outside = await open();
+        old.close();
+      },
+      close: () => { inside.close(); outside.close(); },
+    };
+    cleanup.push(n.close);
+    return n;
+  }
+
+  it('follows a device behind a NAT that rebinds, without a new handshake (connection ID, RFC 9146)', async () => {
+    const handshakes = [];
+    server.on('secureSession', (e) => { if (e.event === 'established') handshakes.push(e); });
+    const n = await nat(server.secureAddress());
+    const c = client('sec-1', { identity: 'sec-1-id', key: KEY }, { server: { host: '127.0.0.1', port: n.port(), psk: { identity: 'sec-1-id', key: KEY } } });
+    const registered = nextEvent(server, 'register', 8000);
+    await c.start();
+    const [reg] = await registered;
+    assert.strictEqual(reg.port, n.outsidePort());
+    await server.observe('sec-1', '/3303/0/5700');
+    await n.rebind();
+    // the device's next message is a notification (not an Update): the session, then the registration, follow it
+    const moved = nextEvent(server, 'moved', 5000);
+    const notified = nextEvent(server, 'notify', 5000);
+    c.setValue('/3303/0/5700', 24);
+    assert.strictEqual((await notified).value, 24);
+    const [after, before] = await moved;
+    assert.notStrictEqual(before.port, after.port);
+    assert.strictEqual(after.port, n.outsidePort(), 'the registration follows the session to the new outside port');
+    assert.strictEqual(handshakes.length, 1, 'no second handshake');
+    assert.strictEqual((await server.read('sec-1', '/3303/0/5700')).value, 24, 'the server reaches the device at its new address');
+  });
+
   it('serves only the bootstrap interface on NoSec when told so', async () => {
     const s = new Lwm2mServer({ port: 0, address: '127.0.0.1', nosec: 'bootstrap', secure: { port: 0 } });
     s.setBootstrapHandler((ex) => ex.respond({ code: '2.04' }));

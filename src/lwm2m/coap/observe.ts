@@ -26,6 +26,8 @@ export class ClientObservation extends EventEmitter implements Observation {
   constructor(
     readonly token: Buffer,
     readonly peerKey: string,
+    /** The observed peer's authenticated identity (DTLS), if any. */
+    readonly identity: string | undefined,
     private readonly onEnd: (observation: ClientObservation) => void,
   ) {
     super();

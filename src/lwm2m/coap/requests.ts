@@ -38,6 +38,8 @@ class PendingRequest implements ScheduledTask {
     private readonly owner: Requester,
     readonly tokenKey: string,
     readonly peerKey: string,
+    /** The peer's authenticated identity (DTLS): its answers count from any address (connection ID). */
+    readonly identity: string | undefined,
     readonly label: string,
     private readonly resolve: (m: CoapMessage) => void,
     private readonly reject: (err: Error) => void,
@@ -73,6 +75,11 @@ export function responseOf(m: CoapMessage, peer: Peer, payload = m.payload): Coa
     locationPath: stringOptions(m, OptionNumber.LocationPath),
     peer,
   };
+}
+
+/** An answer comes from the peer asked: the same address, or over DTLS the same identity (its address may have moved). */
+function sameSender(asked: { peerKey: string; identity?: string }, peer: Peer, peerKey: string): boolean {
+  return asked.peerKey === peerKey || (asked.identity !== undefined && asked.identity === peer.identity);
 }
 
 function requestOptions(spec: CoapRequestSpec): CoapOption[] {
@@ -165,7 +172,7 @@ export class Requester {
     if (spec.observe === 0 && first.code >> 5 === 2 && findOption(first, OptionNumber.Observe) !== undefined) {
       // registered before the rest of the first answer is fetched: early notifications wait in its backlog
       const tokenKey = first.token.toString('hex');
-      observation = new ClientObservation(Buffer.from(first.token), peerKey, (o) => {
+      observation = new ClientObservation(Buffer.from(first.token), peerKey, peer.identity, (o) => {
         if (this.observations.get(tokenKey) === o) this.observations.delete(tokenKey);
       });
       this.observations.get(tokenKey)?.end();
@@ -190,7 +197,7 @@ export class Requester {
   private exchange(peer: Peer, peerKey: string, out: Outgoing, token: Buffer, confirmable: boolean, deadline: number, label: string): Promise<CoapMessage> {
     return new Promise((resolve, reject) => {
       const tokenKey = token.toString('hex');
-      const p = new PendingRequest(this, tokenKey, peerKey, label, resolve, reject);
+      const p = new PendingRequest(this, tokenKey, peerKey, peer.identity, label, resolve, reject);
       this.pending.get(tokenKey)?.fail(new CoapTransportError(`${label}: replaced by a request with the same token`));
       this.pending.set(tokenKey, p);
       this.scheduler.schedule(p, deadline);
@@ -271,12 +278,12 @@ export class Requester {
   handleResponse(peer: Peer, peerKey: string, m: CoapMessage): boolean {
     const tokenKey = m.token.toString('hex');
     const p = this.pending.get(tokenKey);
-    if (p && p.peerKey === peerKey) {
+    if (p && sameSender(p, peer, peerKey)) {
       p.succeed(m);
       return true;
     }
     const observation = this.observations.get(tokenKey);
-    if (!observation || observation.peerKey !== peerKey) return false;
+    if (!observation || !sameSender(observation, peer, peerKey)) return false;
     const sequence = uintOptionOf(m, OptionNumber.Observe);
     if (!observation.accept(sequence)) return true; // stale (§3.4): acknowledged, not delivered
     const block = blockOptionOf(m, OptionNumber.Block2);

@@ -134,7 +134,7 @@ export class CoapTransport extends EventEmitter {
     const { response, observation, token } = await layer.requester.request(peer, key, { ...spec, observe: 0 }, spec.timeoutMs ?? this.requestTimeoutMs);
     if (observation) return observation;
     // not accepted as an observation: an ended one that carries the answer
-    const ended = new ClientObservation(token, key, () => undefined);
+    const ended = new ClientObservation(token, key, peer.identity, () => undefined);
     ended.start(response);
     ended.end();
     return ended;

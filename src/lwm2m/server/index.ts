@@ -5,7 +5,7 @@
  * the socket it registered on, over the DTLS session it registered with.
  */
 import { EventEmitter } from 'events';
-import { DtlsChannel, HandshakeEvent } from '../../dtls/channel';
+import { DtlsChannel, HandshakeEvent, PeerMovedEvent } from '../../dtls/channel';
 import { UdpChannel } from '../coap/channel';
 import { DEFAULT_PARAMETERS, maxTransmitWaitMs } from '../coap/params';
 import {
@@ -136,6 +136,8 @@ export class Lwm2mServer extends EventEmitter {
       dtls.on('handshake', (e: HandshakeEvent) => this.emit('secureSession', { ...e, event: 'established' }));
       dtls.on('handshakeFailed', (e: HandshakeEvent) => this.emit('secureSession', { ...e, event: 'failed' }));
       dtls.on('sessionClosed', (e: HandshakeEvent) => this.emit('secureSession', { ...e, event: 'closed' }));
+      // NAT rebinding without a new handshake (connection ID): the registration follows its session
+      dtls.on('peerMoved', (e: PeerMovedEvent) => this.moved(e));
       this.dtls = dtls;
       this.secureTransport = new CoapTransport({ ...transportOptions, channel: dtls });
       this.secureTransport.on('warning', (err) => this.emit('warning', err));
@@ -263,6 +265,16 @@ export class Lwm2mServer extends EventEmitter {
       }
     }
     this.bootstrapHandler!(exchange);
+  }
+
+  private moved(e: PeerMovedEvent): void {
+    const registration = this.store.bySource(e.from.address, e.from.port);
+    if (!registration || registration.identity !== e.identity) return;
+    const previous = { ...registration };
+    registration.address = e.to.address;
+    registration.port = e.to.port;
+    this.store.touched(registration, previous.address, previous.port);
+    this.emit('moved', registration, previous);
   }
 
   /** Drops what the server held for a registration that is gone or replaced. */
