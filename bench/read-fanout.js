@@ -16,7 +16,9 @@ function deviceAnswer() {
 async function fanout(kind, n, window) {
   const server = new ChildServer(kind);
   const target = await server.start();
-  const fleet = new Fleet({ target, sockets: 64, window: 512, deadlineMs: 300000 });
+  // one socket per request in flight: devices behind one socket share an address, and the server
+  // keeps NSTART (one outstanding request per peer, RFC 7252 §4.7) as it should with real devices
+  const fleet = new Fleet({ target, sockets: window, window: 512, deadlineMs: 300000 });
   await fleet.open();
   const answer = deviceAnswer();
   fleet.onRequest = () => answer;

@@ -46,7 +46,6 @@ export class ServerExchange implements Exchange, ScheduledTask {
   private readonly cancelListeners: Array<() => void> = [];
   private lastNotification?: { transmission?: Transmission; settle: (delivered: boolean) => void };
   readonly isObserveRequest: boolean;
-  readonly relationKey: string;
 
   constructor(
     private readonly ctx: ExchangeContext,
@@ -60,9 +59,19 @@ export class ServerExchange implements Exchange, ScheduledTask {
     private readonly block2: BlockOption | undefined,
   ) {
     this.isObserveRequest = request.observe === 0 && (message.code === 1 || message.code === 5);
-    this.relationKey = `${peerKey}|${message.token.toString('hex')}`;
     this.sequence = Math.floor(Math.random() * 0x10000);
-    if (message.type === MessageType.CON) ctx.scheduler.schedule(this, Date.now() + ctx.separateAfterMs);
+  }
+
+  /** After the handler returned: a CON request it has not answered yet gets its empty ACK after a while (§5.2.2). */
+  handlerReturned(): void {
+    if (!this.responded && this.message.type === MessageType.CON && !this.acked) {
+      this.ctx.scheduler.schedule(this, Date.now() + this.ctx.separateAfterMs);
+    }
+  }
+
+  /** Observe relations are kept by peer and token (computed for observe requests only). */
+  get relationKey(): string {
+    return `${this.peerKey}|${this.message.token.toString('hex')}`;
   }
 
   get peer(): Peer {

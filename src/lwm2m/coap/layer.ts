@@ -223,6 +223,7 @@ export class MessageLayer implements ExchangeContext {
       this.warn(err);
       exchange.respond({ code: '5.00' });
     }
+    exchange.handlerReturned();
   }
 
   /** Answers a request straight from the layer (errors, 2.31 Continue): piggybacked to a CON, NON to a NON. */

@@ -138,22 +138,30 @@ export class Requester {
     const label = `${spec.method} ${spec.path || '/'} to ${peer.address}:${peer.port}`;
     return new Promise((resolve, reject) => {
       let started = false;
-      const queued: ScheduledTask = {
+      let queued: ScheduledTask | undefined;
+      const release = () => this.peers.release(peerKey);
+      const start = () => {
+        started = true;
+        if (queued) this.scheduler.cancel(queued);
+        this.transfer(peer, peerKey, spec, deadline, label).then((r) => {
+          release();
+          resolve(r);
+        }, (err: Error) => {
+          release();
+          reject(err);
+        });
+      };
+      this.peers.acquire(peerKey, start, reject);
+      if (started) return;
+      // waiting for NSTART: the request's deadline holds in the queue too
+      queued = {
         run: () => {
           if (started) return;
           this.peers.withdraw(peerKey, start);
           reject(new CoapTimeoutError(`${label}: still waiting for earlier requests to the same peer after ${timeoutMs} ms (NSTART)`));
         },
       };
-      const start = () => {
-        started = true;
-        this.scheduler.cancel(queued);
-        this.transfer(peer, peerKey, spec, deadline, label)
-          .then(resolve, reject)
-          .finally(() => this.peers.release(peerKey));
-      };
-      this.peers.acquire(peerKey, start, reject);
-      if (!started) this.scheduler.schedule(queued, deadline);
+      this.scheduler.schedule(queued, deadline);
     });
   }
 
@@ -179,11 +187,13 @@ export class Requester {
       this.observations.set(tokenKey, observation);
       observation.accept(uintOptionOf(first, OptionNumber.Observe));
     }
+    const block2 = findOption(first, OptionNumber.Block2);
+    if (!block2 && !observation) return { response: responseOf(first, peer), token }; // the common case: one datagram
     // later blocks are asked for with the same request, without Observe (RFC 7959 §2.6)
     const followUp = { code: method, options: options.filter((o) => o.number !== OptionNumber.Observe), payload: payload.length > blockSize(this.szx) ? EMPTY : payload };
     if (observation) this.followUps.set(observation, followUp);
     try {
-      const body = await this.collectBlock2(peer, peerKey, first, followUp, token, deadline, label);
+      const body = block2 ? await this.collectBlock2(peer, peerKey, first, followUp, token, deadline, label) : first.payload;
       const response = responseOf(first, peer, body);
       observation?.start(response);
       return { response, observation, token };
