@@ -10,6 +10,24 @@ serve(async (options) => {
   server.on('notify', () => { notified++; });
   await server.start();
   const commands = {
+    // DTLS benchmarks: PSK credentials for `n` devices (identity dev-<i>, endpoint dev-<i>), one shared key
+    async addCredentials({ n, key }) {
+      for (let i = 0; i < n; i++) server.security.set({ endpoint: `dev-${i}`, identity: `dev-${i}`, key: Buffer.from(key, 'hex') });
+      return server.secureAddress().port;
+    },
+    // CPU time this process used so far (µs): what one handshake costs the server, whatever the clients can drive
+    async cpu() {
+      const u = process.cpuUsage();
+      return u.user + u.system;
+    },
+    async nosecPort() {
+      return server.address().port;
+    },
+    // heap per established DTLS session: heap now against `before`, divided by the sessions open
+    async sessionHeap() {
+      if (global.gc) { global.gc(); global.gc(); }
+      return { heapUsed: process.memoryUsage().heapUsed, sessions: server.secureTransport?.options?.channel?.sessionCount ?? 0 };
+    },
     // heap without the message layer's duplicate-detection cache (answers kept ~247 s)
     async steadyHeap() {
       server.transport.layer?.dedup.clear();

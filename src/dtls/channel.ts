@@ -7,10 +7,10 @@
  * credentials for, resuming the last one when it can. Datagrams reach the layer above with the
  * peer's authenticated identity; nothing else does.
  */
-import { randomBytes } from 'crypto';
 import { EventEmitter } from 'events';
 import type { DatagramChannel, Peer } from '../lwm2m/coap/channel';
 import { AlertDescription, DtlsConnection, SessionState } from './connection';
+import { random } from './crypto';
 import { CookieJar } from './cookie';
 import { encodeClientHello, encodeHelloVerifyRequest, handshakeMessage, HandshakeType, parseClientHello, parseHandshakeFragments } from './messages';
 import { ContentType, DTLS_1_0, DTLS_1_2, parseRecords, recordHeader } from './records';
@@ -144,9 +144,15 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
     return this.lower.address();
   }
 
-  /** Ends every session with close_notify; the next datagram to a peer starts a new handshake. */
-  closeSessions(): void {
-    for (const s of [...this.sessions.values()]) s.conn.close();
+  /**
+   * Ends every session, with close_notify unless `silently` (as a device that reboots); the next
+   * datagram to a peer starts a new handshake.
+   */
+  closeSessions(silently = false): void {
+    for (const s of [...this.sessions.values()]) {
+      if (silently) s.conn.discard('closed');
+      else s.conn.close();
+    }
     this.sessions.clear();
     this.byCid.clear();
   }
@@ -342,7 +348,7 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
 
   private newConnectionId(): Buffer {
     for (;;) {
-      const cid = randomBytes(this.cidLength);
+      const cid = random(this.cidLength);
       if (!this.byCid.has(cid.toString('hex'))) return cid;
     }
   }

@@ -8,8 +8,8 @@
  * The server side starts at the ClientHello that carried a valid cookie (the channel answers
  * cookieless ones statelessly), so a connection exists only for peers that proved their address.
  */
-import { createECDH, randomBytes, timingSafeEqual } from 'crypto';
-import { sha256 } from './crypto';
+import { createECDH, timingSafeEqual } from 'crypto';
+import { random, sha256 } from './crypto';
 import {
   ClientHello, EMPTY_RENEGOTIATION_INFO_SCSV, encodeClientHello, encodeConnectionId, encodeEcdhePskClientKeyExchange,
   encodeEcdhePskServerKeyExchange, encodePskIdentity, encodeServerHello, Extension, extensionData, ExtensionType,
@@ -90,6 +90,7 @@ const MAX_SEQ_AHEAD = 8;
 /** Handshake fragment payload per record, to keep datagrams under common MTUs. */
 const MAX_FRAGMENT = 1100;
 const MAX_DATAGRAM = 1400;
+const EMPTY = Buffer.alloc(0);
 
 interface FlightRecord { type: ContentType; epoch: number; payload: Buffer }
 interface Reassembly { type: number; body: Buffer; filled: Uint8Array; missing: number }
@@ -103,7 +104,8 @@ export class DtlsConnection {
   private sendSeq = 0;
   private recvSeq = 0;
   private transcript: Buffer[] = [];
-  private readonly reassembly = new Map<number, Reassembly>();
+  /** Handshake messages being reassembled (created when needed, dropped once established: idle sessions stay small). */
+  private reassembly: Map<number, Reassembly> | undefined;
   private flight: FlightRecord[] = [];
   private flightTimer: NodeJS.Timeout | null = null;
   private flightTimeoutMs: number;
@@ -160,7 +162,7 @@ export class DtlsConnection {
 
   /** Client: sends the first ClientHello. */
   start(): void {
-    this.clientRandom = randomBytes(32);
+    this.clientRandom = random(32);
     this.sendClientHello();
   }
 
@@ -250,6 +252,8 @@ export class DtlsConnection {
       }
       if (f.messageSeq > this.recvSeq + MAX_SEQ_AHEAD) continue;
       if (f.length > MAX_HANDSHAKE_MESSAGE) throw new DtlsAlert(AlertDescription.IllegalParameter, 'handshake message too large');
+      if (this.connected) continue; // a renegotiation attempt: refused (not reassembled)
+      this.reassembly ??= new Map();
       let entry = this.reassembly.get(f.messageSeq);
       if (!entry) {
         entry = { type: f.type, body: Buffer.alloc(f.length), filled: new Uint8Array(f.length), missing: f.length };
@@ -267,8 +271,8 @@ export class DtlsConnection {
         }
       }
     }
-    for (let entry = this.reassembly.get(this.recvSeq); entry && entry.missing === 0; entry = this.reassembly.get(this.recvSeq)) {
-      this.reassembly.delete(this.recvSeq);
+    for (let entry = this.reassembly?.get(this.recvSeq); entry && entry.missing === 0; entry = this.reassembly?.get(this.recvSeq)) {
+      this.reassembly!.delete(this.recvSeq);
       const seq = this.recvSeq++;
       this.handleMessage(entry.type, entry.body, handshakeMessage(entry.type, seq, entry.body), epoch);
       if (this.closed) return;
@@ -317,7 +321,7 @@ export class DtlsConnection {
     if (hello.version > DTLS_1_2) throw new DtlsAlert(AlertDescription.ProtocolVersion, 'the client does not offer DTLS 1.2');
     if (!hello.compressionMethods.includes(0)) throw new DtlsAlert(AlertDescription.HandshakeFailure, 'no null compression offered');
     this.clientRandom = Buffer.from(hello.random);
-    this.serverRandom = randomBytes(32);
+    this.serverRandom = random(32);
     this.transcript = [whole];
     // the server's messages continue the client's message_seq (the cookie exchange was stateless)
     this.sendSeq = this.recvSeq - 1;
@@ -341,7 +345,7 @@ export class DtlsConnection {
       this.records.ownCid = this.options.newConnectionId();
       extensions.push({ type: ExtensionType.ConnectionId, data: encodeConnectionId(this.records.ownCid) });
     }
-    this.sessionId = resumable ? Buffer.from(cached.sessionId) : this.options.sessionFor ? randomBytes(32) : Buffer.alloc(0);
+    this.sessionId = resumable ? Buffer.from(cached.sessionId) : this.options.sessionFor ? random(32) : Buffer.alloc(0);
     const serverHello = handshakeMessage(HandshakeType.ServerHello, this.sendSeq++, encodeServerHello({
       version: DTLS_1_2, random: this.serverRandom, sessionId: this.sessionId, cipherSuite: suiteId, compressionMethod: 0, extensions,
     }));
@@ -538,10 +542,15 @@ export class DtlsConnection {
         sessionId: this.sessionId, master: this.master, suite: this.suite!.id, extendedMasterSecret: this.extendedMasterSecret, identity: this.identity,
       };
     }
+    // what only the handshake needed goes: an idle session keeps its keys, windows and identity
     this.transcript = [];
-    this.reassembly.clear();
+    this.reassembly = undefined;
     this.ecdh = undefined;
     this.peerEcdhPublic = undefined;
+    this.cookie = EMPTY;
+    this.clientRandom = EMPTY;
+    this.serverRandom = EMPTY;
+    this.master = undefined;
     this.events.connected();
   }
 
@@ -633,7 +642,7 @@ export class DtlsConnection {
     this.stopFlightTimer();
     this.flight = [];
     this.transcript = [];
-    this.reassembly.clear();
+    this.reassembly = undefined;
     this.events.closed(reason, alert);
   }
 }

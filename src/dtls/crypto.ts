@@ -3,7 +3,23 @@
  * record protection for the two cipher families LwM2M uses — AEAD AES-128-CCM-8 (RFC 6655) and
  * AES-128-CBC with HMAC-SHA256, MAC-then-encrypt (RFC 5246 §6.2.3.2).
  */
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, timingSafeEqual } from 'crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, randomFillSync, timingSafeEqual } from 'crypto';
+
+const POOL = 4096;
+let pool = Buffer.allocUnsafe(POOL);
+let poolAt = POOL;
+
+/** CSPRNG bytes (randoms, session ids, CIDs, IVs) drawn from a pool: one system call per 4 KB, not per value. */
+export function random(n: number): Buffer<ArrayBuffer> {
+  if (n > POOL) return randomBytes(n);
+  if (poolAt + n > POOL) {
+    pool = randomFillSync(Buffer.allocUnsafe(POOL));
+    poolAt = 0;
+  }
+  const out = Buffer.from(pool.subarray(poolAt, poolAt + n));
+  poolAt += n;
+  return out;
+}
 
 export function hmacSha256(key: Buffer, ...data: Buffer[]): Buffer {
   const h = createHmac('sha256', key);
@@ -102,7 +118,7 @@ export class CbcSha256Protection implements RecordProtection {
     const unpadded = plaintext.length + MAC + 1;
     const pad = (BLOCK - (unpadded % BLOCK)) % BLOCK;
     const padding = Buffer.alloc(pad + 1, pad);
-    const iv = randomBytes(BLOCK);
+    const iv = random(BLOCK);
     const cipher = createCipheriv('aes-128-cbc', this.key, iv);
     cipher.setAutoPadding(false);
     return Buffer.concat([iv, cipher.update(Buffer.concat([plaintext, mac, padding])), cipher.final()]);

@@ -180,6 +180,17 @@ describe('LwM2M over DTLS (PSK)', function () {
     assert.strictEqual((await server.read('sec-1', '/3303/0/5700')).value, 24, 'the server reaches the device at its new address');
   });
 
+  it('keeps a session through 61 s of silence (NB-IoT PSM): the server reads the device without a new handshake', async function () {
+    this.timeout(90000);
+    const handshakes = [];
+    server.on('secureSession', (e) => handshakes.push(e.event));
+    const c = client('sec-1', { identity: 'sec-1-id', key: KEY }, { autoUpdate: false, lifetime: 300 });
+    await c.start();
+    await delay(61000);
+    assert.strictEqual((await server.read('sec-1', '/3303/0/5700')).value, 21.5);
+    assert.deepStrictEqual(handshakes, ['established'], 'one handshake, no session lost to the silence');
+  });
+
   it('serves only the bootstrap interface on NoSec when told so', async () => {
     const s = new Lwm2mServer({ port: 0, address: '127.0.0.1', nosec: 'bootstrap', secure: { port: 0 } });
     s.setBootstrapHandler((ex) => ex.respond({ code: '2.04' }));

@@ -24,7 +24,7 @@ import { ObservationInfo, ObservationService } from './observations';
 import { RegistrationFile } from './persistence';
 import { QueueMode } from './queue-mode';
 import { Registration } from './registration';
-import { Forbidden, RegistrationHandler } from './registration-handler';
+import { RegistrationHandler } from './registration-handler';
 import { MemorySecurityStore, SecurityStore } from './security';
 import { RegistrationStore } from './store';
 
@@ -256,14 +256,7 @@ export class Lwm2mServer extends EventEmitter {
   /** Bootstrap-Request: over DTLS, only for the endpoint the identity is bound to. */
   private bootstrap(exchange: Exchange): void {
     const ep = exchange.request.query.find((q) => q.startsWith('ep='))?.slice(3);
-    if (ep !== undefined) {
-      try {
-        this.registrations.authorize(exchange, 'bootstrap', ep);
-      } catch (err) {
-        if (err instanceof Forbidden) return;
-        throw err;
-      }
-    }
+    if (ep !== undefined && !this.registrations.authorize(exchange, 'bootstrap', ep)) return;
     this.bootstrapHandler!(exchange);
   }
 

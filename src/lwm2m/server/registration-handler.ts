@@ -59,8 +59,6 @@ function checkLinkPayloadFormat(contentFormat: number | undefined): void {
   }
 }
 
-/** Thrown after a 4.03 was sent, to end the request. */
-export class Forbidden extends Error {}
 
 export class RegistrationHandler {
   constructor(private readonly ctx: RegistrationContext) {}
@@ -75,7 +73,7 @@ export class RegistrationHandler {
       else exchange.respond({ code: '4.05' });
     } catch (err) {
       if (err instanceof BadRegistrationError) this.reject(exchange, err.code, err.message);
-      else if (!(err instanceof Forbidden)) throw err;
+      else throw err;
     }
   }
 
@@ -84,38 +82,40 @@ export class RegistrationHandler {
     this.ctx.emit('warning', new BadRegistrationError(`${exchange.request.peer.address}:${exchange.request.peer.port}: ${message}`));
   }
 
-  /** Answers 4.03 and reports the refusal; throws to end the request. */
-  private forbid(exchange: Exchange, operation: SecurityRefusal['operation'], endpoint: string | undefined, reason: string): never {
+  /** Answers 4.03 and reports the refusal; false, for `return` at the caller (no exception: refusals may come by the thousand). */
+  private forbid(exchange: Exchange, operation: SecurityRefusal['operation'], endpoint: string | undefined, reason: string): false {
     const peer = exchange.request.peer as SecurePeer;
     exchange.respond({ code: '4.03', payload: Buffer.from(reason) });
     const refusal: SecurityRefusal = { operation, endpoint, identity: peer.identity, address: peer.address, port: peer.port, reason };
     this.ctx.emit('securityRefused', refusal);
-    throw new Forbidden(reason);
+    return false;
   }
 
   /**
    * Whether the request's peer may act for `endpoint`: over DTLS, its identity must be bound to the
    * endpoint (for this interface); over NoSec, the endpoint must have no credentials for it.
    */
-  authorize(exchange: Exchange, operation: SecurityRefusal['operation'], endpoint: string): void {
+  authorize(exchange: Exchange, operation: SecurityRefusal['operation'], endpoint: string): boolean {
     const bootstrap = operation === 'bootstrap';
     const identity = (exchange.request.peer as SecurePeer).identity;
     if (identity !== undefined) {
       const bound = this.ctx.security.byIdentity(identity);
       if (!bound || bound.endpoint !== endpoint || !inScope(bound, bootstrap)) {
-        this.forbid(exchange, operation, endpoint, `identity ${identity} is not bound to endpoint ${endpoint}`);
+        return this.forbid(exchange, operation, endpoint, `identity ${identity} is not bound to endpoint ${endpoint}`);
       }
     } else if (this.ctx.security.byEndpoint(endpoint).some((e) => inScope(e, bootstrap))) {
-      this.forbid(exchange, operation, endpoint, `endpoint ${endpoint} has credentials: it must use DTLS`);
+      return this.forbid(exchange, operation, endpoint, `endpoint ${endpoint} has credentials: it must use DTLS`);
     }
+    return true;
   }
 
   /** Update, De-register and Send: only from the identity (or the lack of one) that registered. */
-  private sameIdentity(exchange: Exchange, operation: SecurityRefusal['operation'], registration: Registration): void {
+  private sameIdentity(exchange: Exchange, operation: SecurityRefusal['operation'], registration: Registration): boolean {
     const identity = (exchange.request.peer as SecurePeer).identity;
     if (identity !== registration.identity) {
-      this.forbid(exchange, operation, registration.endpoint, `registration ${registration.id} belongs to ${registration.identity === undefined ? 'a NoSec device' : 'another identity'}`);
+      return this.forbid(exchange, operation, registration.endpoint, `registration ${registration.id} belongs to ${registration.identity === undefined ? 'a NoSec device' : 'another identity'}`);
     }
+    return true;
   }
 
   private register(exchange: Exchange): void {
@@ -123,7 +123,7 @@ export class RegistrationHandler {
     const ctx = this.ctx;
     const params = parseRegisterQuery(req.query, ctx.minLifetime);
     checkLinkPayloadFormat(req.contentFormat);
-    this.authorize(exchange, 'register', params.endpoint);
+    if (!this.authorize(exchange, 'register', params.endpoint)) return;
     const objectLinks = req.payload.toString('utf8');
     const parsed = parseObjectLinks(objectLinks);
     // the Objects and Object Instances are a mandatory parameter of Register
@@ -167,7 +167,7 @@ export class RegistrationHandler {
       exchange.respond({ code: '4.04', payload: Buffer.from(`no registration ${id}`) });
       return;
     }
-    this.sameIdentity(exchange, 'update', registration);
+    if (!this.sameIdentity(exchange, 'update', registration)) return;
     const req = exchange.request;
     const q = parseQuery(req.query);
     // the endpoint name belongs to Register only: an Update cannot change it
@@ -209,7 +209,7 @@ export class RegistrationHandler {
       exchange.respond({ code: '4.04', payload: Buffer.from(`no registration ${id}`) });
       return;
     }
-    this.sameIdentity(exchange, 'deregister', registration);
+    if (!this.sameIdentity(exchange, 'deregister', registration)) return;
     this.ctx.store.remove(registration);
     this.ctx.forget(registration);
     exchange.respond({ code: '2.02' });
@@ -228,12 +228,7 @@ export class RegistrationHandler {
       exchange.respond({ code: registration ? '4.05' : '4.04', payload: Buffer.from('Send needs a registered device') });
       return;
     }
-    try {
-      this.sameIdentity(exchange, 'send', registration);
-    } catch (err) {
-      if (err instanceof Forbidden) return;
-      throw err;
-    }
+    if (!this.sameIdentity(exchange, 'send', registration)) return;
     const format = req.contentFormat !== undefined ? formatName(req.contentFormat) : undefined;
     if (format !== 'senml-json' && format !== 'senml-cbor' && format !== 'lwm2m-cbor') {
       exchange.respond({ code: '4.15', payload: Buffer.from('Send takes SenML JSON/CBOR or LwM2M CBOR') });

@@ -1,0 +1,167 @@
+'use strict';
+// 6. DTLS (PSK): full and resumed handshakes/s against the bare crypto ceiling measured in the same
+// run (the PRF and record protection one handshake needs, without any networking); a registration
+// storm over DTLS beside the same storm over NoSec; heap per idle DTLS session. The server runs in
+// its own process; the clients here are this package's DTLS client channels (one socket each).
+const { randomBytes } = require('crypto');
+const { generate } = require('coap-packet');
+const { ChildServer } = require('./lib/child-server');
+const { table, fmt } = require('./lib/table');
+const { DtlsChannel } = require('../dist/dtls/channel');
+const { UdpChannel } = require('../dist/lwm2m/coap/channel');
+const { prf, sha256, Ccm8Protection } = require('../dist/dtls/crypto');
+
+const KEY = '000102030405060708090a0b0c0d0e0f';
+
+/** The crypto of one full PSK handshake on one side: premaster → master, key block, both Finished, two records. */
+function bareCeiling(seconds) {
+  const psk = Buffer.from(KEY, 'hex');
+  const transcript = randomBytes(400);
+  const seq = Buffer.alloc(8);
+  const aad = Buffer.concat([seq, Buffer.from([22, 0xfe, 0xfd])]);
+  let n = 0;
+  const end = Date.now() + seconds * 1000;
+  while (Date.now() < end) {
+    for (let i = 0; i < 50; i++) {
+      const premaster = Buffer.concat([Buffer.from([0, 16]), Buffer.alloc(16), Buffer.from([0, 16]), psk]);
+      const master = prf(premaster, 'extended master secret', sha256(transcript), 48);
+      const block = prf(master, 'key expansion', randomBytes(64), 40);
+      const p = new Ccm8Protection(block.subarray(0, 16), block.subarray(32, 36));
+      const mine = prf(master, 'client finished', sha256(transcript), 12);
+      const theirs = prf(master, 'server finished', sha256(transcript), 12);
+      const sealed = p.seal(seq, aad, Buffer.concat([Buffer.alloc(12), mine]));
+      p.open(seq, aad, sealed);
+      p.seal(seq, aad, Buffer.concat([Buffer.alloc(12), theirs]));
+      n++;
+    }
+  }
+  return n / seconds;
+}
+
+async function clients(count, target) {
+  const list = [];
+  for (let i = 0; i < count; i++) {
+    const c = new DtlsChannel(new UdpChannel({ address: '127.0.0.1' }), { client: { credentialsFor: () => ({ identity: Buffer.from(`dev-${i}`), key: Buffer.from(KEY, 'hex') }) } });
+    c.on('warning', () => {});
+    await c.start();
+    list.push(c);
+  }
+  list.target = target;
+  return list;
+}
+
+/** A CoAP ping (empty CON, answered with RST): one round trip on an established session. */
+function ping(c, target) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), 10000);
+    c.once('datagram', () => { clearTimeout(timer); resolve(true); });
+    c.send(Buffer.from([0x40, 0, Math.floor(Math.random() * 256), Math.floor(Math.random() * 256)]), target);
+  });
+}
+
+/** One handshake: the client forgets its session (as a rebooted device would) and starts another. */
+function handshake(c, target) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), 10000);
+    c.once('handshake', () => { clearTimeout(timer); resolve(true); });
+    c.closeSessions(true);
+    c.send(Buffer.alloc(0), target); // starts the handshake; the empty datagram itself is dropped above DTLS
+  });
+}
+
+async function handshakes(server, list, resumed, seconds) {
+  const cpuBefore = await server.run('cpu');
+  let done = 0;
+  let failed = 0;
+  const end = Date.now() + seconds * 1000;
+  await Promise.all(list.map(async (c) => {
+    while (Date.now() < end) {
+      if (!resumed) c.resumable.clear(); // forget the session: a full handshake
+      if (await handshake(c, list.target)) done++; else failed++;
+    }
+  }));
+  const cpuMicros = (await server.run('cpu')) - cpuBefore;
+  // the server's CPU per handshake (with its ping and close_notify): its capacity on one core
+  return { done, failed, rate: done / seconds, serverMicros: cpuMicros / Math.max(1, done), capacity: done / (cpuMicros / 1e6) };
+}
+
+/** `prefix`: dev (the endpoints bound to the DTLS identities) or nosec (endpoints with no credentials). */
+async function registrationStorm(send, peers, seconds, prefix) {
+  let done = 0;
+  const end = Date.now() + seconds * 1000;
+  await Promise.all(peers.map(async (peer, i) => {
+    let mid = 1;
+    while (Date.now() < end) {
+      mid = (mid + 1) & 0xffff;
+      const request = generate({
+        code: 'POST', messageId: mid, confirmable: true, token: Buffer.from([i >> 8, i & 255, mid >> 8, mid & 255]),
+        options: [{ name: 'Uri-Path', value: Buffer.from('rd') }, { name: 'Content-Format', value: Buffer.from([40]) },
+          { name: 'Uri-Query', value: Buffer.from(`ep=${prefix}-${i}`) }, { name: 'Uri-Query', value: Buffer.from('lt=86400') }, { name: 'Uri-Query', value: Buffer.from('lwm2m=1.1') }],
+        payload: Buffer.from('</>;rt="oma.lwm2m";ct=112,</1/0>,</3/0>,</3303/0>,</3303/1>'),
+      });
+      if (await send(peer, request)) done++;
+    }
+  }));
+  return done / seconds;
+}
+
+async function main(seconds = 4, concurrency = 64, idleSessions = 1000) {
+  const server = new ChildServer('lwm2m-kit');
+  await server.start({ secure: { port: 0 } });
+  const securePort = await server.run('addCredentials', { n: Math.max(concurrency, idleSessions), key: KEY });
+  const target = { address: '127.0.0.1', port: securePort };
+  const ceiling = bareCeiling(seconds);
+  const list = await clients(concurrency, target);
+  const full = await handshakes(server, list, false, seconds);
+  const resumed = await handshakes(server, list, true, seconds);
+  process.stderr.write(`dtls handshakes: full ${fmt(full.rate)}/s (server capacity ${fmt(full.capacity)}/s), resumed ${fmt(resumed.rate)}/s (${fmt(resumed.capacity)}/s), crypto ceiling ${fmt(ceiling)}/s\n`);
+
+  // registration storm: the same Registers over the established sessions and over NoSec sockets
+  for (const c of list) await ping(c, target);
+  const overDtls = await registrationStorm((c, request) => new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), 10000);
+    c.once('datagram', () => { clearTimeout(timer); resolve(true); });
+    c.send(request, target);
+  }), list, seconds, 'dev');
+  const nosecTarget = { address: '127.0.0.1', port: (await server.run('nosecPort')) };
+  const plain = [];
+  for (let i = 0; i < concurrency; i++) {
+    const u = new UdpChannel({ address: '127.0.0.1' });
+    await u.start();
+    plain.push(u);
+  }
+  const overNoSec = await registrationStorm((u, request) => new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), 10000);
+    u.once('datagram', () => { clearTimeout(timer); resolve(true); });
+    u.send(request, nosecTarget);
+  }), plain, seconds, 'nosec');
+  process.stderr.write(`registrations over DTLS ${fmt(overDtls)}/s, over NoSec ${fmt(overNoSec)}/s\n`);
+  for (const c of list) await c.stop();
+  for (const u of plain) await u.stop();
+
+  // heap per idle session: `idleSessions` established sessions, then nothing
+  const before = await server.run('sessionHeap');
+  const idle = await clients(idleSessions, target);
+  for (let i = 0; i < idle.length; i += 100) await Promise.all(idle.slice(i, i + 100).map((c) => ping(c, target)));
+  const after = await server.run('sessionHeap');
+  const perSession = (after.heapUsed - before.heapUsed) / Math.max(1, after.sessions - before.sessions);
+  for (const c of idle) await c.stop();
+  await server.close();
+
+  const t1 = table(`DTLS 1.2 PSK handshakes (TLS_PSK_WITH_AES_128_CCM_8, cookie exchange, extended master secret), ${concurrency} clients, ${seconds} s each`,
+    ['what', 'measured per second', 'server CPU per handshake', 'server capacity per core', 'capacity vs crypto ceiling'], [
+      ['bare crypto ceiling (PRF + record protection of one handshake, one side, no I/O)', fmt(ceiling), fmt(1e6 / ceiling) + ' µs', fmt(ceiling), '100%'],
+      ['full handshakes (clients in the bench process drive them)', fmt(full.rate), fmt(full.serverMicros) + ' µs', fmt(full.capacity), fmt((full.capacity / ceiling) * 100) + '%'],
+      ['resumed handshakes (abbreviated)', fmt(resumed.rate), fmt(resumed.serverMicros) + ' µs', fmt(resumed.capacity), fmt((resumed.capacity / ceiling) * 100) + '%'],
+    ]);
+  const t2 = table(`Registration storm over DTLS beside NoSec (${concurrency} devices re-registering, one in flight each)`,
+    ['transport', 'registrations/s', 'vs NoSec'], [
+      ['NoSec (coap)', fmt(overNoSec), '100%'],
+      ['DTLS (coaps, CCM-8, connection ID)', fmt(overDtls), fmt((overDtls / overNoSec) * 100) + '%'],
+    ]);
+  const t3 = table('Heap per idle DTLS session (server, after GC)', ['sessions', 'heap B/session'], [[fmt(after.sessions - before.sessions), fmt(perSession)]]);
+  return { full, resumed, ceiling, overDtls, overNoSec, perSession, text: [t1, t2, t3].join('\n') };
+}
+
+module.exports = { main };
+if (require.main === module) main(Number(process.argv[2]) || 4).catch((e) => { console.error(e); process.exit(1); });
