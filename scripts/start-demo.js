@@ -84,6 +84,14 @@ async function startDevices() {
   bootstrapped.setInstance(3303, 0, { 5700: 18, 5701: 'Cel' });
   bootstrapped.on('warning', (err) => console.log(`[demo-bs-1] ${err.message}`));
   clients.push(bootstrapped);
+  // one PSK device: the bootstrap server gives it an identity and a fresh key for coaps://…:5684,
+  // and it registers over DTLS with them (no key is typed anywhere)
+  const secure = new Lwm2mClient({
+    endpoint: 'urn:dev:demo-psk-1', bootstrap: { host: '127.0.0.1', port: serverPort }, localAddress: '127.0.0.1',
+  });
+  secure.setInstance(3303, 0, { 5700: 17, 5701: 'Cel' });
+  secure.on('warning', (err) => console.log(`[demo-psk-1] ${err.message}`));
+  clients.push(secure);
   // devices start once Node-RED has had time to bind the LwM2M port; they retry registration anyway
   for (const client of clients) await client.start().catch((err) => console.log(`[demo] ${err.message}`));
   let tick = 0;
@@ -115,7 +123,7 @@ async function main() {
     process.stdout.write(chunk);
     if (!stopDevices && /Started flows/.test(chunk.toString())) {
       stopDevices = startDevices().then((stop) => {
-        console.log(`\nDemo running: open http://localhost:${port} — simulated devices register with the LwM2M server on UDP ${serverPort}.`);
+        console.log(`\nDemo running: open http://localhost:${port} — simulated devices register with the LwM2M server on UDP ${serverPort} (coap) and 5684 (coaps, one PSK device).`);
         console.log('Press Ctrl+C to stop.\n');
         return stop;
       }, (err) => {

@@ -54,7 +54,8 @@ export = function register(RED: NodeAPI): void {
         }
       }
       const servers: BootstrapServerAccount[] = (def.servers ?? []).map((row) => {
-        const secret = secrets[String(row.ssid)] ?? {};
+        // PSK with nothing typed: each device gets its endpoint name as identity and a key of its own
+        const secret = secrets[String(row.ssid)] ?? (row.security === 'psk' ? { identity: '{ep}', key: 'random' } : {});
         return {
           uri: row.uri,
           shortServerId: Number(row.ssid),
