@@ -15,7 +15,7 @@ import {
   blockOptionOf, blockOptionValue, CoapMessage, CoapOption, decodeMessage, emptyMessage, encodeMessage, isMalformed,
   isRequestCode, MessageType, METHOD_NAMES, OptionNumber, parseCode, readUint, szxFor, uintOption, unknownCriticalOption,
 } from './message';
-import { exchangeLifetimeMs, TransmissionParameters } from './params';
+import { exchangeLifetimeMs, maxTransmitWaitMs, TransmissionParameters } from './params';
 import { peerKey, PeerTable } from './peers';
 import { ReliableSender } from './reliability';
 import { Requester } from './requests';
@@ -71,6 +71,7 @@ export class MessageLayer implements ExchangeContext {
     this.maxBodySize = options.maxBodySize;
     this.requester = new Requester(channel, this.reliable, this.scheduler, this.peers, new TokenSource(), {
       blockSize: options.blockSize, maxBodySize: options.maxBodySize, blockTransferTimeoutMs: options.transferTimeoutMs,
+      maxTransmitWaitMs: maxTransmitWaitMs(options),
     });
     channel.on('datagram', (datagram: Buffer, peer: Peer) => {
       try {

@@ -38,28 +38,27 @@ export interface CoapMessage {
 }
 
 /** A datagram that is not a valid CoAP message; `messageId`/`type` are set when the header could be read. */
-export interface MalformedMessage {
-  malformed: string;
-  type?: MessageType;
-  messageId?: number;
+export class MalformedMessage {
+  constructor(readonly malformed: string, readonly type?: MessageType, readonly messageId?: number) {}
 }
 
 const EMPTY = Buffer.alloc(0);
 
+/** A class test, not a property probe: every decoded message keeps one hidden class on the hot path. */
 export function isMalformed(m: CoapMessage | MalformedMessage): m is MalformedMessage {
-  return (m as MalformedMessage).malformed !== undefined;
+  return m instanceof MalformedMessage;
 }
 
 /** Decodes one datagram; never throws. */
 export function decodeMessage(buf: Buffer): CoapMessage | MalformedMessage {
-  if (buf.length < 4) return { malformed: 'shorter than the 4-byte header' };
+  if (buf.length < 4) return new MalformedMessage('shorter than the 4-byte header');
   const first = buf[0];
-  if (first >> 6 !== 1) return { malformed: `version ${first >> 6}` };
+  if (first >> 6 !== 1) return new MalformedMessage(`version ${first >> 6}`);
   const type = ((first >> 4) & 3) as MessageType;
   const messageId = (buf[2] << 8) | buf[3];
   const tokenLength = first & 0x0f;
   const code = buf[1];
-  const fail = (malformed: string): MalformedMessage => ({ malformed, type, messageId });
+  const fail = (malformed: string): MalformedMessage => new MalformedMessage(malformed, type, messageId);
   if (tokenLength > 8) return fail(`token length ${tokenLength}`);
   if (code === 0) {
     return buf.length === 4 && tokenLength === 0

@@ -27,6 +27,8 @@ export interface RequesterOptions {
   maxBodySize: number;
   /** Time allowed to fetch the rest of a large notification. */
   blockTransferTimeoutMs: number;
+  /** MAX_TRANSMIT_WAIT of the transmission parameters: when a CON's retransmissions give up at the latest. */
+  maxTransmitWaitMs: number;
 }
 
 class PendingRequest implements ScheduledTask {
@@ -82,10 +84,25 @@ function sameSender(asked: { peerKey: string; identity?: string }, peer: Peer, p
   return asked.peerKey === peerKey || (asked.identity !== undefined && asked.identity === peer.identity);
 }
 
+/** Uri-Path options by path: a server asks thousands of devices for the same few paths. Bounded. */
+const pathOptions = new Map<string, CoapOption[]>();
+const MAX_CACHED_PATHS = 1024;
+
+function uriPathOptions(path: string): CoapOption[] {
+  let options = pathOptions.get(path);
+  if (!options) {
+    options = [];
+    for (const segment of path.split('/')) if (segment) options.push({ number: OptionNumber.UriPath, value: Buffer.from(segment) });
+    if (pathOptions.size >= MAX_CACHED_PATHS) pathOptions.clear();
+    pathOptions.set(path, options);
+  }
+  return options;
+}
+
 function requestOptions(spec: CoapRequestSpec): CoapOption[] {
   const options: CoapOption[] = [];
   if (spec.observe !== undefined) options.push({ number: OptionNumber.Observe, value: uintOption(spec.observe) });
-  for (const segment of spec.path.split('/')) if (segment) options.push({ number: OptionNumber.UriPath, value: Buffer.from(segment) });
+  for (const o of uriPathOptions(spec.path)) options.push(o);
   if (spec.contentFormat !== undefined) options.push({ number: OptionNumber.ContentFormat, value: uintOption(spec.contentFormat) });
   for (const q of spec.query ?? []) options.push({ number: OptionNumber.UriQuery, value: Buffer.from(q) });
   if (spec.accept !== undefined) options.push({ number: OptionNumber.Accept, value: uintOption(spec.accept) });
@@ -165,17 +182,25 @@ export class Requester {
     });
   }
 
-  private async transfer(peer: Peer, peerKey: string, spec: CoapRequestSpec, deadline: number, label: string):
+  private transfer(peer: Peer, peerKey: string, spec: CoapRequestSpec, deadline: number, label: string):
     Promise<{ response: CoapResponse; observation?: ClientObservation; token: Buffer }> {
     const method = METHOD_CODES[spec.method];
-    if (!method) throw new CoapTransportError(`unknown method ${spec.method}`);
+    if (!method) return Promise.reject(new CoapTransportError(`unknown method ${spec.method}`));
     const options = requestOptions(spec);
     const payload = spec.payload ?? EMPTY;
     const confirmable = spec.confirmable ?? true;
     const token = spec.token ?? this.tokens.next(this.tokenInUse).token;
     const first = payload.length > blockSize(this.szx)
-      ? await this.sendBlock1(peer, peerKey, { code: method, options, payload }, token, confirmable, deadline, label)
-      : await this.exchange(peer, peerKey, { code: method, options, payload }, token, confirmable, deadline, label);
+      ? this.sendBlock1(peer, peerKey, { code: method, options, payload }, token, confirmable, deadline, label)
+      : this.exchange(peer, peerKey, { code: method, options, payload }, token, confirmable, deadline, label);
+    return first.then((answer) => (spec.observe === undefined && !findOption(answer, OptionNumber.Block2)
+      ? { response: responseOf(answer, peer), token } // the common case: the answer is one datagram
+      : this.answered(peer, peerKey, spec, method, options, payload, token, answer, deadline, label)));
+  }
+
+  /** The first answer came: Block2 fetches the rest; Observe registers the observation. */
+  private async answered(peer: Peer, peerKey: string, spec: CoapRequestSpec, method: number, options: CoapOption[], payload: Buffer, token: Buffer,
+    first: CoapMessage, deadline: number, label: string): Promise<{ response: CoapResponse; observation?: ClientObservation; token: Buffer }> {
     let observation: ClientObservation | undefined;
     if (spec.observe === 0 && first.code >> 5 === 2 && findOption(first, OptionNumber.Observe) !== undefined) {
       // registered before the rest of the first answer is fetched: early notifications wait in its backlog
@@ -188,7 +213,7 @@ export class Requester {
       observation.accept(uintOptionOf(first, OptionNumber.Observe));
     }
     const block2 = findOption(first, OptionNumber.Block2);
-    if (!block2 && !observation) return { response: responseOf(first, peer), token }; // the common case: one datagram
+    if (!block2 && !observation) return { response: responseOf(first, peer), token };
     // later blocks are asked for with the same request, without Observe (RFC 7959 §2.6)
     const followUp = { code: method, options: options.filter((o) => o.number !== OptionNumber.Observe), payload: payload.length > blockSize(this.szx) ? EMPTY : payload };
     if (observation) this.followUps.set(observation, followUp);
@@ -210,7 +235,10 @@ export class Requester {
       const p = new PendingRequest(this, tokenKey, peerKey, peer.identity, label, resolve, reject);
       this.pending.get(tokenKey)?.fail(new CoapTransportError(`${label}: replaced by a request with the same token`));
       this.pending.set(tokenKey, p);
-      this.scheduler.schedule(p, deadline);
+      // a CON's retransmissions end it by themselves within MAX_TRANSMIT_WAIT: its deadline needs a
+      // timer only when it is sooner, or once an empty ACK says a separate response is to come
+      const deadlineFirst = !confirmable || deadline < Date.now() + this.options.maxTransmitWaitMs;
+      if (deadlineFirst) this.scheduler.schedule(p, deadline);
       const messageId = this.peers.nextMessageId(peerKey);
       const datagram = encodeMessage({
         type: confirmable ? MessageType.CON : MessageType.NON, code: out.code, messageId, token, options: out.options, payload: out.payload,
@@ -225,6 +253,7 @@ export class Requester {
           // piggybacked when the token matches too (RFC 7252 §5.3.2); an empty ACK, or one with
           // another token, acknowledges the request only: a separate response follows
           if (ack.code !== 0 && ack.token.equals(token)) p.succeed(ack);
+          else if (!deadlineFirst && !p.settled) this.scheduler.schedule(p, deadline);
         },
         onReset: () => p.fail(new CoapResetError(`${label}: the peer answered with RST`)),
         onGiveUp: () => p.fail(new CoapTimeoutError(`${label}: no ACK to any retransmission`)),

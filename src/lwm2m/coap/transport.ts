@@ -118,12 +118,13 @@ export class CoapTransport extends EventEmitter {
   }
 
   /** Sends a request from this transport's channel and resolves with the response (Block2 reassembled). */
-  async request(peer: Peer, spec: CoapRequestSpec): Promise<CoapResponse> {
+  request(peer: Peer, spec: CoapRequestSpec): Promise<CoapResponse> {
     const layer = this.layer;
-    if (!layer) throw new CoapTransportError('transport is not open');
-    const { response, observation } = await layer.requester.request(peer, peerKey(peer), spec, spec.timeoutMs ?? this.requestTimeoutMs);
-    observation?.close();
-    return response;
+    if (!layer) return Promise.reject(new CoapTransportError('transport is not open'));
+    return layer.requester.request(peer, peerKey(peer), spec, spec.timeoutMs ?? this.requestTimeoutMs).then(({ response, observation }) => {
+      observation?.close();
+      return response;
+    });
   }
 
   /** Sends GET/FETCH with Observe 0; resolves once the first response arrives. */

@@ -291,26 +291,26 @@ export class Lwm2mServer extends EventEmitter {
   }
 
   /** Sends one request to a device (when it is awake) and maps the outcome to typed errors. */
-  private async send<T>(registration: Registration, label: string | undefined, timeoutMs: number, send: (t: CoapTransport, peer: Peer) => Promise<T>): Promise<T> {
-    return this.queue.whenAwake(registration, label, timeoutMs, async () => {
-      try {
-        const peer = this.peerOf(registration);
-        return await send(this.transportFor(peer), peer);
-      } catch (err) {
-        if (err instanceof CoapTimeoutError) throw new DeviceTimeoutError(registration.endpoint, label, err.message);
-        throw err;
-      }
+  private send<T>(registration: Registration, label: string | undefined, timeoutMs: number, send: (t: CoapTransport, peer: Peer) => Promise<T>): Promise<T> {
+    const timedOut = (err: unknown): never => {
+      if (err instanceof CoapTimeoutError) throw new DeviceTimeoutError(registration.endpoint, label, err.message);
+      throw err;
+    };
+    return this.queue.whenAwake(registration, label, timeoutMs, () => {
+      const peer = this.peerOf(registration);
+      return send(this.transportFor(peer), peer).catch(timedOut);
     });
   }
 
-  private async deviceRequest(endpoint: string, path: string | undefined, spec: CoapRequestSpec, o: RequestOptions = {}): Promise<CoapResponse> {
+  private deviceRequest(endpoint: string, path: string | undefined, spec: CoapRequestSpec, o: RequestOptions = {}): Promise<CoapResponse> {
     const registration = this.registration(endpoint);
     const timeoutMs = o.timeoutMs ?? this.options.requestTimeoutMs;
-    const response = await this.send(registration, path, timeoutMs, (t, peer) => t.request(peer, {
+    return this.send(registration, path, timeoutMs, (t, peer) => t.request(peer, {
       ...spec, path: this.uriPath(registration, spec.path), timeoutMs,
-    }));
-    this.expectSuccess(response, endpoint, path);
-    return response;
+    })).then((response) => {
+      this.expectSuccess(response, endpoint, path);
+      return response;
+    });
   }
 
   private expectSuccess(response: CoapResponse, endpoint: string, path: string | undefined): void {
