@@ -86,7 +86,7 @@ export class Ccm8Protection implements RecordProtection {
     return Buffer.concat([sequence, body, cipher.getAuthTag()]);
   }
 
-  open(sequence: Buffer, aad: Buffer, fragment: Buffer): Buffer | undefined {
+  open(_sequence: Buffer, aad: Buffer, fragment: Buffer): Buffer | undefined {
     if (fragment.length < this.overhead) return undefined;
     const explicit = fragment.subarray(0, 8);
     const body = fragment.subarray(8, fragment.length - CCM_TAG);
@@ -113,7 +113,7 @@ export class CbcSha256Protection implements RecordProtection {
 
   constructor(private readonly key: Buffer, private readonly macKey: Buffer) {}
 
-  seal(sequence: Buffer, aad: Buffer, plaintext: Buffer): Buffer {
+  seal(_sequence: Buffer, aad: Buffer, plaintext: Buffer): Buffer {
     const mac = hmacSha256(this.macKey, additionalData(aad, plaintext.length), plaintext);
     const unpadded = plaintext.length + MAC + 1;
     const pad = (BLOCK - (unpadded % BLOCK)) % BLOCK;
@@ -124,7 +124,7 @@ export class CbcSha256Protection implements RecordProtection {
     return Buffer.concat([iv, cipher.update(Buffer.concat([plaintext, mac, padding])), cipher.final()]);
   }
 
-  open(sequence: Buffer, aad: Buffer, fragment: Buffer): Buffer | undefined {
+  open(_sequence: Buffer, aad: Buffer, fragment: Buffer): Buffer | undefined {
     if (fragment.length < BLOCK + MAC + BLOCK || fragment.length % BLOCK !== 0) return undefined;
     let plain: Buffer;
     try {

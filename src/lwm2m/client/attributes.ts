@@ -78,7 +78,7 @@ export class AttributeStore {
       { objectId: path.objectId },
       { objectId: path.objectId, instanceId: path.instanceId },
       { objectId: path.objectId, instanceId: path.instanceId, resourceId: path.resourceId },
-    ].filter((p, i) => i === 0 || (i === 1 ? path.instanceId !== undefined : path.resourceId !== undefined));
+    ].filter((_, i) => i === 0 || (i === 1 ? path.instanceId !== undefined : path.resourceId !== undefined));
     const result: NotificationAttributes = { ...defaults };
     for (const level of levels) Object.assign(result, this.byPath.get(formatPath(level)) ?? {});
     return result;

@@ -86,7 +86,6 @@ export class Lwm2mServer extends EventEmitter {
   /** The DTLS socket's transport, when `secure` is set. */
   readonly secureTransport: CoapTransport | null = null;
   readonly security: SecurityStore;
-  private readonly dtls: DtlsChannel | null = null;
   private readonly store: RegistrationStore;
   private readonly options: Required<Pick<ServerOptions, Defaults>> & ServerOptions;
   private readonly persistence: RegistrationFile | null;
@@ -138,7 +137,6 @@ export class Lwm2mServer extends EventEmitter {
       dtls.on('sessionClosed', (e: HandshakeEvent) => this.emit('secureSession', { ...e, event: 'closed' }));
       // NAT rebinding without a new handshake (connection ID): the registration follows its session
       dtls.on('peerMoved', (e: PeerMovedEvent) => this.moved(e));
-      this.dtls = dtls;
       this.secureTransport = new CoapTransport({ ...transportOptions, channel: dtls });
       this.secureTransport.on('warning', (err) => this.emit('warning', err));
       this.secureTransport.setHandler((exchange) => this.route(exchange, false));
