@@ -4,6 +4,7 @@
  * (also between a command and its OK), times commands out, and reopens a lost port with backoff.
  */
 import { EventEmitter } from 'events';
+import { existsSync } from 'fs';
 import { SerialPort } from 'serialport';
 import { Lwm2mError } from '../lwm2m/types';
 import { finalResult, LineSplitter, splitResult } from './at-line';
@@ -51,6 +52,9 @@ export class Bc66Driver extends EventEmitter {
   private current: PendingCommand | null = null;
   private closing = false;
   private reopenTimer?: NodeJS.Timeout;
+  /** Watches the device path while the port is open: an unplugged USB modem (or a pty pair that is
+   * gone) does not always deliver a hang-up to the open port, but its path disappears. */
+  private presenceTimer?: NodeJS.Timeout;
   private reopenDelay: number;
   readonly options: Required<Bc66Options>;
 
@@ -82,14 +86,29 @@ export class Bc66Driver extends EventEmitter {
         port.on('data', (chunk: Buffer) => this.splitter.push(chunk));
         port.on('error', (e: Error) => this.emit('warning', new Bc66PortError(`${this.options.path}: ${e.message}`)));
         port.on('close', () => this.onPortClosed(port));
+        this.watchPresence(port);
         this.emit('open');
         resolve();
       });
     });
   }
 
+  private watchPresence(port: SerialPort): void {
+    if (this.presenceTimer) clearInterval(this.presenceTimer);
+    this.presenceTimer = setInterval(() => {
+      if (this.port !== port) return;
+      if (!existsSync(this.options.path)) {
+        this.onPortClosed(port);
+        port.close(() => undefined);
+      }
+    }, 1000);
+    this.presenceTimer.unref?.();
+  }
+
   private onPortClosed(port: SerialPort): void {
     if (this.port !== port) return;
+    if (this.presenceTimer) clearInterval(this.presenceTimer);
+    this.presenceTimer = undefined;
     this.port = null;
     this.failAll(new Bc66PortError(`${this.options.path} closed`));
     this.emit('close');
@@ -110,6 +129,8 @@ export class Bc66Driver extends EventEmitter {
     this.closing = true;
     if (this.reopenTimer) clearTimeout(this.reopenTimer);
     this.reopenTimer = undefined;
+    if (this.presenceTimer) clearInterval(this.presenceTimer);
+    this.presenceTimer = undefined;
     this.failAll(new Bc66PortError('driver closed'));
     const port = this.port;
     this.port = null;
