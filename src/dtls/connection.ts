@@ -8,22 +8,31 @@
  * The server side starts at the ClientHello that carried a valid cookie (the channel answers
  * cookieless ones statelessly), so a connection exists only for peers that proved their address.
  */
-import { createECDH, timingSafeEqual } from 'crypto';
+import { createECDH, KeyObject, timingSafeEqual } from 'crypto';
+import {
+  CertificateType, encodeCertificate, LocalCertificate, parseCertificate, PeerVerifier, publicKeyOf, signSha256, verifySha256,
+} from './certificates';
 import { random, sha256 } from './crypto';
 import {
   ClientHello, EMPTY_RENEGOTIATION_INFO_SCSV, encodeClientHello, encodeConnectionId, encodeEcdhePskClientKeyExchange,
   encodeEcdhePskServerKeyExchange, encodePskIdentity, encodeServerHello, Extension, extensionData, ExtensionType,
   fragmentMessage, handshakeMessage, HandshakeType, hasExtension, parseClientHello, parseConnectionId,
   parseEcdhePskClientKeyExchange, parseEcdhePskServerKeyExchange, parseHandshakeFragments, parseHelloVerifyRequest,
-  parsePskIdentity, parseServerHello, SECP256R1,
+  parsePskIdentity, parseServerHello, SECP256R1, certificateTypesOffered, ECDSA_SHA256, ecdheParams, encodeCertificateRequest,
+  encodeDigitallySigned, encodeSignedServerKeyExchange, parseDigitallySigned, parseSignedServerKeyExchange,
 } from './messages';
 import { RecordLayer } from './record-layer';
 import { ContentType, DTLS_1_2 } from './records';
 import { deriveKeys, masterSecret, pskPremasterSecret, SUITES, verifyData, CipherSuite } from './suites';
-import { u16, vector } from './wire';
+import { Reader, u16, vector } from './wire';
+
+/** An ECDHE ClientKeyExchange (RFC 8422 §5.7): the client's point. */
+function parseEcdhPoint(body: Buffer): Buffer {
+  return new Reader(body).vector(1);
+}
 
 export const enum AlertDescription {
-  CloseNotify = 0, UnexpectedMessage = 10, BadRecordMac = 20, HandshakeFailure = 40, IllegalParameter = 47,
+  CloseNotify = 0, UnexpectedMessage = 10, BadRecordMac = 20, HandshakeFailure = 40, BadCertificate = 42, IllegalParameter = 47,
   DecodeError = 50, DecryptError = 51, ProtocolVersion = 70, InternalError = 80, UnknownPskIdentity = 115,
 }
 
@@ -68,6 +77,10 @@ export interface ConnectionOptions {
   sessionFor?: (sessionId: Buffer) => SessionState | undefined;
   /** Server: a new CID for a client that offers the extension (undefined: CIDs not used). */
   newConnectionId?: () => Buffer;
+  /** ECDHE_ECDSA: our key and certificate chain or raw public key (server: required for the suite; client: to answer a CertificateRequest). */
+  certificate?: LocalCertificate;
+  /** ECDHE_ECDSA: accepts the peer's certificate chain or raw public key, and names its identity. */
+  verifyPeer?: PeerVerifier;
   /** First retransmission timeout (1 s, §4.2.4.1), doubled up to `maxRetransmitMs`. */
   retransmitMs?: number;
   maxRetransmitMs?: number;
@@ -95,8 +108,9 @@ const EMPTY = Buffer.alloc(0);
 interface FlightRecord { type: ContentType; epoch: number; payload: Buffer }
 interface Reassembly { type: number; body: Buffer; filled: Uint8Array; missing: number }
 
-type State = 'wait-server-hello' | 'wait-server-hello-done' | 'wait-server-finished'
-  | 'wait-client-hello' | 'wait-client-key-exchange' | 'wait-client-finished' | 'connected' | 'closed';
+type State = 'wait-server-hello' | 'wait-server-certificate' | 'wait-server-hello-done' | 'wait-server-finished'
+  | 'wait-client-hello' | 'wait-client-certificate' | 'wait-client-key-exchange' | 'wait-certificate-verify' | 'wait-client-finished'
+  | 'connected' | 'closed';
 
 export class DtlsConnection {
   private state: State;
@@ -122,6 +136,11 @@ export class DtlsConnection {
   private resumed = false;
   private ecdh?: ReturnType<typeof createECDH>;
   private peerEcdhPublic?: Buffer;
+  /** ECDHE_ECDSA: the certificate types agreed (RFC 7250), the peer's public key, whether ours was asked for. */
+  private serverCertType = CertificateType.X509;
+  private clientCertType = CertificateType.X509;
+  private peerKey?: KeyObject;
+  private certificateRequested = false;
   /** The PSK identity: the client's own, or the one a client authenticated with. */
   identity?: Buffer;
   /** The session this connection established, for later resumption (when the server gave it an id). */
@@ -167,11 +186,19 @@ export class DtlsConnection {
   }
 
   private sendClientHello(): void {
-    const suites = this.options.suites;
+    // the suites our credentials can speak: a PSK for the PSK ones, a key for ECDHE_ECDSA
+    const suites = this.options.suites.filter((s) => (SUITES[s]?.keyExchange === 'ecdhe_ecdsa' ? this.options.certificate : this.options.psk));
     const extensions: Extension[] = [{ type: ExtensionType.ExtendedMasterSecret, data: Buffer.alloc(0) }];
-    if (suites.some((s) => SUITES[s]?.keyExchange === 'ecdhe_psk')) {
+    if (suites.some((s) => SUITES[s]?.keyExchange !== 'psk')) {
       extensions.push({ type: ExtensionType.SupportedGroups, data: vector(2, u16(SECP256R1)) });
       extensions.push({ type: ExtensionType.EcPointFormats, data: Buffer.from([1, 0]) });
+    }
+    if (suites.some((s) => SUITES[s]?.keyExchange === 'ecdhe_ecdsa')) {
+      extensions.push({ type: ExtensionType.SignatureAlgorithms, data: vector(2, u16(ECDSA_SHA256)) });
+      if (this.options.certificate?.rawPublicKey) {
+        extensions.push({ type: ExtensionType.ClientCertificateType, data: vector(1, Buffer.from([CertificateType.RawPublicKey])) });
+        extensions.push({ type: ExtensionType.ServerCertificateType, data: vector(1, Buffer.from([CertificateType.RawPublicKey])) });
+      }
     }
     if (this.options.offerConnectionId) extensions.push({ type: ExtensionType.ConnectionId, data: encodeConnectionId(Buffer.alloc(0)) });
     const hello: ClientHello = {
@@ -285,9 +312,25 @@ export class DtlsConnection {
       case 'wait-client-hello':
         if (type !== HandshakeType.ClientHello) throw unexpected();
         return this.onClientHello(body, whole);
+      case 'wait-client-certificate':
+        if (type !== HandshakeType.Certificate) throw unexpected();
+        this.peerKey = this.acceptPeerCertificate(this.clientCertType, body);
+        this.transcript.push(whole);
+        this.state = 'wait-client-key-exchange';
+        return;
       case 'wait-client-key-exchange':
         if (type !== HandshakeType.ClientKeyExchange) throw unexpected();
         return this.onClientKeyExchange(body, whole);
+      case 'wait-certificate-verify': {
+        if (type !== HandshakeType.CertificateVerify) throw unexpected();
+        const { scheme, signature } = parseDigitallySigned(body);
+        if (scheme !== ECDSA_SHA256 || !verifySha256(this.peerKey!, Buffer.concat(this.transcript), signature)) {
+          throw new DtlsAlert(AlertDescription.DecryptError, 'the client\'s CertificateVerify does not verify');
+        }
+        this.transcript.push(whole);
+        this.state = 'wait-client-finished';
+        return;
+      }
       case 'wait-client-finished':
         if (type !== HandshakeType.Finished || epoch === 0) throw unexpected();
         return this.onClientFinished(body, whole);
@@ -295,11 +338,31 @@ export class DtlsConnection {
         if (type === HandshakeType.HelloVerifyRequest) return this.onHelloVerifyRequest(body);
         if (type !== HandshakeType.ServerHello) throw unexpected();
         return this.onServerHello(body, whole);
+      case 'wait-server-certificate':
+        if (type !== HandshakeType.Certificate) throw unexpected();
+        this.peerKey = this.acceptPeerCertificate(this.serverCertType, body);
+        this.transcript.push(whole);
+        this.state = 'wait-server-hello-done';
+        return;
       case 'wait-server-hello-done':
         if (type === HandshakeType.ServerKeyExchange) {
           this.transcript.push(whole);
-          // PSK: an identity hint LwM2M does not use; ECDHE_PSK: also the server's ephemeral key
+          // PSK: an identity hint LwM2M does not use; ECDHE_PSK: also the server's ephemeral key;
+          // ECDHE_ECDSA: that key signed with the certificate's
           if (this.suite!.keyExchange === 'ecdhe_psk') this.peerEcdhPublic = Buffer.from(parseEcdhePskServerKeyExchange(body));
+          if (this.suite!.keyExchange === 'ecdhe_ecdsa') {
+            const ske = parseSignedServerKeyExchange(body);
+            const signed = Buffer.concat([this.clientRandom, this.serverRandom, ske.params]);
+            if (ske.scheme !== ECDSA_SHA256 || !verifySha256(this.peerKey!, signed, ske.signature)) {
+              throw new DtlsAlert(AlertDescription.DecryptError, 'the server\'s key exchange signature does not verify');
+            }
+            this.peerEcdhPublic = Buffer.from(ske.publicKey);
+          }
+          return;
+        }
+        if (type === HandshakeType.CertificateRequest) {
+          this.transcript.push(whole);
+          this.certificateRequested = true;
           return;
         }
         if (type !== HandshakeType.ServerHelloDone) throw unexpected();
@@ -338,7 +401,18 @@ export class DtlsConnection {
     if (hello.cipherSuites.includes(EMPTY_RENEGOTIATION_INFO_SCSV) || hasExtension(hello.extensions, ExtensionType.RenegotiationInfo)) {
       extensions.push({ type: ExtensionType.RenegotiationInfo, data: Buffer.from([0]) });
     }
-    if (this.suite.keyExchange === 'ecdhe_psk') extensions.push({ type: ExtensionType.EcPointFormats, data: Buffer.from([1, 0]) });
+    if (this.suite.keyExchange !== 'psk') extensions.push({ type: ExtensionType.EcPointFormats, data: Buffer.from([1, 0]) });
+    if (this.suite.keyExchange === 'ecdhe_ecdsa') {
+      // RFC 7250: raw public keys when the client offers them and we have them, X.509 otherwise
+      const rpk = Boolean(this.options.certificate?.rawPublicKey);
+      for (const [ext, field] of [[ExtensionType.ServerCertificateType, 'serverCertType'], [ExtensionType.ClientCertificateType, 'clientCertType']] as const) {
+        const offered = extensionData(hello.extensions, ext);
+        if (!offered) continue;
+        const type = rpk && certificateTypesOffered(offered).includes(CertificateType.RawPublicKey) ? CertificateType.RawPublicKey : CertificateType.X509;
+        this[field] = type;
+        extensions.push({ type: ext, data: Buffer.from([type]) });
+      }
+    }
     const offeredCid = extensionData(hello.extensions, ExtensionType.ConnectionId);
     if (offeredCid && this.options.newConnectionId) {
       this.records.peerCid = Buffer.from(parseConnectionId(offeredCid));
@@ -367,7 +441,19 @@ export class DtlsConnection {
       return;
     }
     const flight: FlightRecord[] = [{ type: ContentType.Handshake, epoch: 0, payload: serverHello }];
-    if (this.suite.keyExchange === 'ecdhe_psk') {
+    if (this.suite.keyExchange === 'ecdhe_ecdsa') {
+      // Certificate, ServerKeyExchange signed over both randoms, CertificateRequest (LwM2M authenticates both ends)
+      const local = this.options.certificate!;
+      const certificate = handshakeMessage(HandshakeType.Certificate, this.sendSeq++, encodeCertificate(this.serverCertType, local));
+      this.ecdh = createECDH('prime256v1');
+      this.ecdh.generateKeys();
+      const params = ecdheParams(this.ecdh.getPublicKey());
+      const signature = signSha256(local.privateKey, Buffer.concat([this.clientRandom, this.serverRandom, params]));
+      const ske = handshakeMessage(HandshakeType.ServerKeyExchange, this.sendSeq++, encodeSignedServerKeyExchange(params, signature));
+      const request = handshakeMessage(HandshakeType.CertificateRequest, this.sendSeq++, encodeCertificateRequest());
+      this.transcript.push(certificate, ske, request);
+      flight.push(...[certificate, ske, request].map((payload) => ({ type: ContentType.Handshake, epoch: 0, payload })));
+    } else if (this.suite.keyExchange === 'ecdhe_psk') {
       this.ecdh = createECDH('prime256v1');
       this.ecdh.generateKeys();
       const ske = handshakeMessage(HandshakeType.ServerKeyExchange, this.sendSeq++, encodeEcdhePskServerKeyExchange(this.ecdh.getPublicKey()));
@@ -377,13 +463,23 @@ export class DtlsConnection {
     const done = handshakeMessage(HandshakeType.ServerHelloDone, this.sendSeq++, Buffer.alloc(0));
     this.transcript.push(done);
     flight.push({ type: ContentType.Handshake, epoch: 0, payload: done });
-    this.state = 'wait-client-key-exchange';
+    this.state = this.suite.keyExchange === 'ecdhe_ecdsa' ? 'wait-client-certificate' : 'wait-client-key-exchange';
     this.sendFlight(flight, true);
   }
 
-  /** ECDHE suites need the client to speak secp256r1 with uncompressed points (RFC 8422 §5.1). */
+  /** ECDHE suites need the client to speak secp256r1 (RFC 8422 §5.1); ECDSA ones a certificate of ours. */
   private suiteUsable(suiteId: number, hello: ClientHello): boolean {
-    if (SUITES[suiteId]?.keyExchange !== 'ecdhe_psk') return true;
+    const kx = SUITES[suiteId]?.keyExchange;
+    if (kx === 'psk') return Boolean(this.options.pskFor);
+    if (kx === 'ecdhe_ecdsa') {
+      const local = this.options.certificate;
+      if (!local || !this.options.verifyPeer) return false;
+      const offered = certificateTypesOffered(extensionData(hello.extensions, ExtensionType.ServerCertificateType));
+      const rpkOnly = offered.length > 0 && !offered.includes(CertificateType.X509);
+      if (rpkOnly ? !local.rawPublicKey : !local.chain?.length && !(local.rawPublicKey && offered.includes(CertificateType.RawPublicKey))) return false;
+    } else if (!this.options.pskFor) {
+      return false;
+    }
     const groups = extensionData(hello.extensions, ExtensionType.SupportedGroups);
     if (!groups) return true; // no extension: the client accepts any curve (RFC 8422 §4)
     for (let i = 2; i + 1 < groups.length; i += 2) if (groups.readUInt16BE(i) === SECP256R1) return true;
@@ -391,6 +487,20 @@ export class DtlsConnection {
   }
 
   private onClientKeyExchange(body: Buffer, whole: Buffer): void {
+    if (this.suite!.keyExchange === 'ecdhe_ecdsa') {
+      let shared: Buffer;
+      try {
+        shared = this.ecdh!.computeSecret(parseEcdhPoint(body));
+      } catch {
+        throw new DtlsAlert(AlertDescription.IllegalParameter, 'the client\'s ECDH public key is not a P-256 point');
+      }
+      this.transcript.push(whole);
+      this.master = masterSecret(shared, this.clientRandom, this.serverRandom, this.extendedMasterSecret ? sha256(...this.transcript) : undefined);
+      this.installKeys();
+      this.state = 'wait-certificate-verify';
+      this.stopFlightTimer();
+      return;
+    }
     let identity: Buffer;
     let shared: Buffer | undefined;
     if (this.suite!.keyExchange === 'ecdhe_psk') {
@@ -458,6 +568,12 @@ export class DtlsConnection {
       this.records.peerCid = Buffer.from(parseConnectionId(cid));
     }
     this.transcript.push(whole);
+    if (this.suite.keyExchange === 'ecdhe_ecdsa') {
+      const serverType = extensionData(hello.extensions, ExtensionType.ServerCertificateType);
+      const clientType = extensionData(hello.extensions, ExtensionType.ClientCertificateType);
+      if (serverType) this.serverCertType = serverType[0] as CertificateType;
+      if (clientType) this.clientCertType = clientType[0] as CertificateType;
+    }
     const resume = this.options.resume;
     if (resume && this.sessionId.length > 0 && this.sessionId.equals(resume.sessionId)) {
       if (hello.cipherSuite !== resume.suite || this.extendedMasterSecret !== resume.extendedMasterSecret) {
@@ -470,10 +586,28 @@ export class DtlsConnection {
       this.state = 'wait-server-finished';
       return;
     }
-    this.state = 'wait-server-hello-done';
+    this.state = this.suite.keyExchange === 'ecdhe_ecdsa' ? 'wait-server-certificate' : 'wait-server-hello-done';
+  }
+
+  /** The peer's Certificate: accepted by `verifyPeer` (which names its identity), or a bad_certificate alert. */
+  private acceptPeerCertificate(type: CertificateType, body: Buffer): KeyObject {
+    const credential = parseCertificate(type, body);
+    let key: KeyObject;
+    try {
+      key = publicKeyOf(credential);
+    } catch {
+      throw new DtlsAlert(AlertDescription.BadCertificate, 'the peer sent no usable certificate or key');
+    }
+    if (key.asymmetricKeyType !== 'ec') throw new DtlsAlert(AlertDescription.BadCertificate, 'the peer\'s key is not an EC key');
+    const identity = this.options.verifyPeer?.(credential);
+    if (!identity) throw new DtlsAlert(AlertDescription.BadCertificate, 'the peer\'s certificate or key is not trusted');
+    // the identity a session reports: the one the peer proved (PSK sessions report the PSK identity on both sides)
+    this.identity = Buffer.from(identity);
+    return key;
   }
 
   private sendClientKeyExchange(): void {
+    if (this.suite!.keyExchange === 'ecdhe_ecdsa') return this.sendCertificateFlight();
     const identity = this.options.identity ?? Buffer.alloc(0);
     let body: Buffer;
     let shared: Buffer | undefined;
@@ -503,6 +637,41 @@ export class DtlsConnection {
       { type: ContentType.ChangeCipherSpec, epoch: 0, payload: Buffer.from([1]) },
       { type: ContentType.Handshake, epoch: 1, payload: finished },
     ], true);
+  }
+
+  /** ECDHE_ECDSA client flight: Certificate (when asked), ClientKeyExchange, CertificateVerify, ChangeCipherSpec, Finished. */
+  private sendCertificateFlight(): void {
+    const local = this.options.certificate;
+    if (!this.peerEcdhPublic) throw new DtlsAlert(AlertDescription.UnexpectedMessage, 'ECDHE_ECDSA without a ServerKeyExchange');
+    const flight: FlightRecord[] = [];
+    const push = (type: HandshakeType, body: Buffer) => {
+      const message = handshakeMessage(type, this.sendSeq++, body);
+      this.transcript.push(message);
+      flight.push({ type: ContentType.Handshake, epoch: 0, payload: message });
+      return message;
+    };
+    if (this.certificateRequested) {
+      push(HandshakeType.Certificate, local ? encodeCertificate(this.clientCertType, local) : Buffer.from([0, 0, 0]));
+    }
+    const ecdh = createECDH('prime256v1');
+    ecdh.generateKeys();
+    let shared: Buffer;
+    try {
+      shared = ecdh.computeSecret(this.peerEcdhPublic);
+    } catch {
+      throw new DtlsAlert(AlertDescription.IllegalParameter, 'the server\'s ECDH public key is not a P-256 point');
+    }
+    push(HandshakeType.ClientKeyExchange, vector(1, ecdh.getPublicKey()));
+    this.master = masterSecret(shared, this.clientRandom, this.serverRandom, this.extendedMasterSecret ? sha256(...this.transcript) : undefined);
+    this.installKeys();
+    if (this.certificateRequested && local) {
+      push(HandshakeType.CertificateVerify, encodeDigitallySigned(signSha256(local.privateKey, Buffer.concat(this.transcript))));
+    }
+    const finished = handshakeMessage(HandshakeType.Finished, this.sendSeq++, verifyData(this.master, 'client finished', sha256(...this.transcript)));
+    this.transcript.push(finished);
+    flight.push({ type: ContentType.ChangeCipherSpec, epoch: 0, payload: Buffer.from([1]) }, { type: ContentType.Handshake, epoch: 1, payload: finished });
+    this.state = 'wait-server-finished';
+    this.sendFlight(flight, true);
   }
 
   private onServerFinished(body: Buffer, whole: Buffer): void {

@@ -10,9 +10,12 @@ export const enum HandshakeType {
 }
 
 export const enum ExtensionType {
-  SupportedGroups = 10, EcPointFormats = 11, EncryptThenMac = 22, ExtendedMasterSecret = 23, ConnectionId = 54,
-  RenegotiationInfo = 0xff01,
+  SupportedGroups = 10, EcPointFormats = 11, SignatureAlgorithms = 13, ClientCertificateType = 19, ServerCertificateType = 20,
+  EncryptThenMac = 22, ExtendedMasterSecret = 23, ConnectionId = 54, RenegotiationInfo = 0xff01,
 }
+
+/** ecdsa_secp256r1_sha256 (hash sha256 = 4, signature ecdsa = 3): the one signature scheme spoken here. */
+export const ECDSA_SHA256 = 0x0403;
 
 /** secp256r1, the one curve spoken here (RFC 8422 named_curve 23). */
 export const SECP256R1 = 23;
@@ -178,6 +181,44 @@ export function encodeEcdhePskClientKeyExchange(identity: Buffer, publicKey: Buf
 export function parseEcdhePskClientKeyExchange(body: Buffer): { identity: Buffer; publicKey: Buffer } {
   const r = new Reader(body);
   return { identity: r.vector(2), publicKey: r.vector(1) };
+}
+
+/** ECDHE_ECDSA ServerKeyExchange (RFC 8422 §5.4): the parameters, and the signature over randoms ‖ parameters. */
+export function ecdheParams(publicKey: Buffer): Buffer {
+  return Buffer.concat([u8(3), u16(SECP256R1), vector(1, publicKey)]);
+}
+
+export function encodeSignedServerKeyExchange(params: Buffer, signature: Buffer): Buffer {
+  return Buffer.concat([params, u16(ECDSA_SHA256), vector(2, signature)]);
+}
+
+export function parseSignedServerKeyExchange(body: Buffer): { params: Buffer; publicKey: Buffer; scheme: number; signature: Buffer } {
+  const r = new Reader(body);
+  if (r.u8() !== 3 || r.u16() !== SECP256R1) throw new Error('only named curve secp256r1 is supported');
+  const publicKey = r.vector(1);
+  const params = body.subarray(0, r.offset);
+  return { params, publicKey, scheme: r.u16(), signature: r.vector(2) };
+}
+
+/** CertificateRequest: ecdsa_sign certificates, ecdsa_secp256r1_sha256 signatures, any authority. */
+export function encodeCertificateRequest(): Buffer {
+  return Buffer.concat([vector(1, u8(64)), vector(2, u16(ECDSA_SHA256)), vector(2, Buffer.alloc(0))]);
+}
+
+/** CertificateVerify (and the signature of any digitally-signed struct): scheme, then signature. */
+export function encodeDigitallySigned(signature: Buffer): Buffer {
+  return Buffer.concat([u16(ECDSA_SHA256), vector(2, signature)]);
+}
+
+export function parseDigitallySigned(body: Buffer): { scheme: number; signature: Buffer } {
+  const r = new Reader(body);
+  return { scheme: r.u16(), signature: r.vector(2) };
+}
+
+/** client/server_certificate_type (RFC 7250 §4): a list in the ClientHello, one type in the ServerHello. */
+export function certificateTypesOffered(data: Buffer | undefined): number[] {
+  if (!data) return [];
+  return [...new Reader(data).vector(1)];
 }
 
 /** connection_id extension body (RFC 9146 §3): the CID the sender wants on records to it. */

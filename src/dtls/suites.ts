@@ -6,12 +6,13 @@ import { CbcSha256Protection, Ccm8Protection, prf, RecordProtection } from './cr
 export const TLS_PSK_WITH_AES_128_CCM_8 = 0xc0a8;
 export const TLS_PSK_WITH_AES_128_CBC_SHA256 = 0x00ae;
 export const TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256 = 0xc037;
+export const TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 = 0xc0ae;
 
 export interface CipherSuite {
   id: number;
   name: string;
   /** psk: the key alone (RFC 4279); ecdhe_psk: an ephemeral P-256 exchange too (RFC 5489, forward secrecy). */
-  keyExchange: 'psk' | 'ecdhe_psk';
+  keyExchange: 'psk' | 'ecdhe_psk' | 'ecdhe_ecdsa';
   /** Bytes of key block: MAC keys, encryption keys, implicit IVs (client then server each). */
   macKeyLength: number;
   keyLength: number;
@@ -30,6 +31,11 @@ export const SUITES: Record<number, CipherSuite> = {
     macKeyLength: 32, keyLength: 16, fixedIvLength: 0,
     protection: (key, mac) => new CbcSha256Protection(key, mac),
   },
+  [TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8]: {
+    id: TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8, name: 'TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8', keyExchange: 'ecdhe_ecdsa',
+    macKeyLength: 0, keyLength: 16, fixedIvLength: 4,
+    protection: (key, _mac, iv) => new Ccm8Protection(key, iv),
+  },
   [TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256]: {
     id: TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256, name: 'TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256', keyExchange: 'ecdhe_psk',
     macKeyLength: 32, keyLength: 16, fixedIvLength: 0,
@@ -38,7 +44,7 @@ export const SUITES: Record<number, CipherSuite> = {
 };
 
 /** Our preference, most preferred first: CCM-8 is the suite LwM2M mandates. */
-export const DEFAULT_SUITES = [TLS_PSK_WITH_AES_128_CCM_8, TLS_PSK_WITH_AES_128_CBC_SHA256, TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256];
+export const DEFAULT_SUITES = [TLS_PSK_WITH_AES_128_CCM_8, TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8, TLS_PSK_WITH_AES_128_CBC_SHA256, TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256];
 
 /**
  * RFC 4279 §2 / RFC 5489 §2: other_secret and the PSK, each with a 2-byte length; other_secret is
