@@ -11,6 +11,7 @@ import { EventEmitter } from 'events';
 import type { DatagramChannel, Peer } from '../lwm2m/coap/channel';
 import { AlertDescription, DtlsConnection, SessionState } from './connection';
 import { random } from './crypto';
+import type { LocalCertificate, PeerVerifier } from './certificates';
 import { CookieJar } from './cookie';
 import { encodeClientHello, encodeHelloVerifyRequest, handshakeMessage, HandshakeType, parseClientHello, parseHandshakeFragments } from './messages';
 import { ContentType, DTLS_1_0, DTLS_1_2, parseRecords, recordHeader } from './records';
@@ -21,11 +22,20 @@ export interface PskCredentials {
   key: Buffer;
 }
 
+/** ECDHE_ECDSA: our key with its chain or raw public key, and what decides whether the peer's is trusted. */
+export interface CertificateCredentials {
+  certificate: LocalCertificate;
+  verifyPeer: PeerVerifier;
+}
+
 export interface DtlsChannelOptions {
-  /** Accept handshakes: the key of a PSK identity a client presents (undefined: unknown identity). */
-  server?: { pskFor(identity: Buffer, peer: Peer): Buffer | undefined };
+  /**
+   * Accept handshakes: the key of a PSK identity a client presents (undefined: unknown identity);
+   * with `certificate` and `verifyPeer`, also TLS_ECDHE_ECDSA (X.509 or raw public keys).
+   */
+  server?: { pskFor?(identity: Buffer, peer: Peer): Buffer | undefined; certificate?: LocalCertificate; verifyPeer?: PeerVerifier };
   /** Open handshakes: the credentials for a peer this side sends to (undefined: none, the datagram is dropped). */
-  client?: { credentialsFor(peer: Peer): PskCredentials | undefined };
+  client?: { credentialsFor(peer: Peer): PskCredentials | CertificateCredentials | undefined };
   suites?: number[];
   /** Sessions kept at most (established and half-open); the oldest goes first. Default 100,000. */
   maxSessions?: number;
@@ -174,12 +184,13 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
       else this.emit('dropped', 'no DTLS session with this peer', peer);
       return;
     }
-    // resume the last session with this peer, if it was made with the same identity
+    // resume the last session with this peer, if it was made with the same PSK identity
+    const psk = 'key' in credentials ? credentials : undefined;
     const last = this.resumable.get(key);
-    const resume = last && last.identity.equals(credentials.identity) ? last : undefined;
+    const resume = last && psk && last.identity.equals(psk.identity) ? last : undefined;
     const session = this.newSession(key, peer, (events) => new DtlsConnection({
-      role: 'client', suites: this.suites, identity: credentials.identity, psk: credentials.key, retransmitMs: this.options.retransmitMs,
-      resume, offerConnectionId: true,
+      role: 'client', suites: this.suites, retransmitMs: this.options.retransmitMs, resume, offerConnectionId: true,
+      ...(psk ? { identity: psk.identity, psk: psk.key } : { certificate: (credentials as CertificateCredentials).certificate, verifyPeer: (credentials as CertificateCredentials).verifyPeer }),
     }, events));
     session.queue.push(datagram);
     session.conn.start();
@@ -332,17 +343,21 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
     const session = this.newSession(key, peer, (events) => new DtlsConnection({
       role: 'server', suites: this.suites, retransmitMs: this.options.retransmitMs,
       firstMessageSeq: hello.message.messageSeq, firstRecordSeq: record.sequence,
-      pskFor: (identity) => server.pskFor(identity, peer),
+      pskFor: server.pskFor ? (identity) => server.pskFor!(identity, peer) : undefined,
+      certificate: server.certificate,
+      verifyPeer: server.verifyPeer,
       sessionFor: (this.options.maxCachedSessions ?? 100_000) > 0 ? (id) => this.resumableSession(id, peer) : undefined,
       newConnectionId: this.cidLength > 0 ? () => this.newConnectionId() : undefined,
     }, events));
     session.conn.receive(datagram);
   }
 
-  /** A cached session, if its identity still has a key (credentials removed since cannot be resumed). */
+  /** A cached session, if its PSK identity still has a key (credentials removed since cannot be resumed). */
   private resumableSession(sessionId: Buffer, peer: Peer): SessionState | undefined {
     const state = this.cache.get(sessionId.toString('hex'));
-    if (!state || !this.options.server?.pskFor(state.identity, peer)) return undefined;
+    if (!state) return undefined;
+    const certificateSession = state.identity.toString('utf8').startsWith('x509:') || state.identity.toString('utf8').startsWith('rpk:');
+    if (!certificateSession && !this.options.server?.pskFor?.(state.identity, peer)) return undefined;
     return state;
   }
 
