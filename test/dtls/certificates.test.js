@@ -134,6 +134,42 @@ describe('DTLS with certificates and raw public keys (ECDHE-ECDSA, CCM-8)', func
     assert.match(out, /CN = dev-x509|CN=dev-x509/, 's_server saw our certificate');
   });
 
+  for (const [tool, args, expected] of [
+    ['coap-client-gnutls', ['-M', 'device.key'], (key) => rpkIdentity(spkiOf(key))],
+    ['coap-client-openssl', ['-c', 'device.pem', '-j', 'device.key', '-C', 'ca.pem'], () => 'x509:dev-x509'],
+  ]) {
+    it(`carries CoAP for libcoap's ${tool} ${args[0] === '-M' ? 'with a raw public key' : 'with a client certificate'}`, async function () {
+      try {
+        execFileSync(tool, ['-h'], { stdio: 'ignore' });
+      } catch (err) {
+        if (err.code === 'ENOENT') {
+          if (process.env.CI) throw new Error(`${tool} missing: .ci/run installs libcoap3-bin`);
+          this.skip();
+        }
+      }
+      const { CoapTransport } = require('../../dist/lwm2m/coap/transport');
+      const rpk = args[0] === '-M';
+      const channel = new DtlsChannel(new UdpChannel({ address: '127.0.0.1' }), {
+        server: rpk
+          ? { certificate: { privateKey: pki.server.key, rawPublicKey: true }, verifyPeer: (c) => (c.type === 'rpk' ? rpkIdentity(c.spki) : undefined) }
+          : { certificate: { privateKey: pki.server.key, chain: [pki.server.der] }, verifyPeer: x509Verifier() },
+      });
+      const t = new CoapTransport({ channel });
+      t.setHandler((ex) => ex.respond({ code: '2.05', payload: Buffer.from(`hi ${ex.request.peer.identity}`) }));
+      await t.open();
+      cleanup.push(() => t.close());
+      const out = await new Promise((resolve) => {
+        const p = spawn(tool, [...args, '-m', 'get', `coaps://127.0.0.1:${channel.address().port}/x`], { cwd: dir });
+        let text = '';
+        p.stdout.on('data', (d) => { text += d; });
+        p.stderr.on('data', (d) => { text += d; });
+        const timer = setTimeout(() => p.kill(), 8000);
+        p.on('exit', () => { clearTimeout(timer); resolve(text); });
+      });
+      assert.ok(out.includes(`hi ${expected(pki.device.key)}`), out);
+    });
+  }
+
   it('speaks raw public keys (RFC 7250) between our client and server: each side knows the other by its key', async () => {
     const serverKey = crypto.generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
     const deviceKey = crypto.generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
