@@ -6,7 +6,8 @@
 import { EventEmitter } from 'events';
 import { CoapTransport, Exchange, Peer, ResponseSpec } from '../coap/transport';
 import { UdpChannel } from '../coap/channel';
-import { DtlsChannel, HandshakeEvent, PskCredentials } from '../../dtls/channel';
+import { CertificateCredentials, DtlsChannel, HandshakeEvent, PskCredentials } from '../../dtls/channel';
+import { credentialsOf, securityInstance, ServerAddress } from './security';
 import {
   decodePathList, decodeRecords, encodeRecords, recordsToTree, FORMAT_CODES, FormatName, formatLinkFormat, formatName, Link, DecodeError,
 } from '../content';
@@ -17,6 +18,7 @@ import { ATTRIBUTE_NAMES, AttributeStore, NotificationAttributes, passesThreshol
 import { ObjectStore } from './object-store';
 
 export { ObjectStore } from './object-store';
+export { ServerAddress, SecurityObjectError } from './security';
 export { AttributeStore, NotificationAttributes } from './attributes';
 
 /** One argument of an Execute (Core §5.4.5): `3` or `3='value'`. */
@@ -78,26 +80,6 @@ export interface ClientOptions {
    * answers in every format it supports when a request names one with Accept.
    */
   advertisedFormat?: number | null;
-}
-
-export interface ServerAddress {
-  host: string;
-  port: number;
-  /** PSK credentials: the key as a Buffer or hex string. */
-  psk?: { identity: string; key: Buffer | string };
-}
-
-/** The Security object instance (/0/x) of a server address: coaps with PSK (mode 0), or coap NoSec (3). */
-function securityInstance(address: ServerAddress, bootstrap: boolean): Record<number, ResourceValue> {
-  const psk = address.psk;
-  const key = psk && (Buffer.isBuffer(psk.key) ? psk.key : Buffer.from(psk.key, 'hex'));
-  if (psk && (!psk.identity || !key || key.length === 0)) throw new ClientError('PSK credentials need an identity and a non-empty key');
-  const instance: Record<number, ResourceValue> = {
-    0: `${psk ? 'coaps' : 'coap'}://${hostForUri(address.host)}:${address.port}`, 1: bootstrap, 2: psk ? 0 : 3,
-    3: psk ? Buffer.from(psk.identity, 'utf8') : Buffer.alloc(0), 4: Buffer.alloc(0), 5: key ?? Buffer.alloc(0),
-  };
-  if (!bootstrap) instance[10] = 1; // Short Server ID, matching /1/0
-  return instance;
 }
 
 export type ClientState = 'stopped' | 'bootstrapping' | 'registering' | 'registered' | 'deregistered' | 'error';
@@ -162,7 +144,7 @@ export class Lwm2mClient extends EventEmitter {
   private newTransport(): CoapTransport {
     const channel = this.channel = new DtlsChannel(
       new UdpChannel({ type: this.options.type ?? 'udp4', port: this.options.localPort ?? 0, address: this.options.localAddress }),
-      { client: { credentialsFor: (peer) => this.pskFor(peer) }, plaintextWithoutCredentials: true },
+      { client: { credentialsFor: (peer) => this.credentialsFor(peer) }, plaintextWithoutCredentials: true },
     );
     channel.on('handshakeFailed', (e: HandshakeEvent) => this.emit('warning', new ClientError(`DTLS handshake with ${e.peer.address}:${e.peer.port} failed: ${e.reason}`)));
     const transport = new CoapTransport({ channel, requestTimeoutMs: this.options.requestTimeoutMs ?? 10000 });
@@ -303,7 +285,7 @@ export class Lwm2mClient extends EventEmitter {
    * bootstrap server and an LwM2M server may share an address: while bootstrapping the bootstrap
    * account's credentials count, otherwise the server account's.
    */
-  private pskFor(peer: Peer): PskCredentials | undefined {
+  private credentialsFor(peer: Peer): PskCredentials | CertificateCredentials | undefined {
     const bootstrapping = this.currentState === 'bootstrapping';
     const ids = this.objects.instanceIds(0)
       .sort((a, b) => Number(this.objects.instance(0, a)!.get(1) !== bootstrapping) - Number(this.objects.instance(0, b)!.get(1) !== bootstrapping));
@@ -313,15 +295,12 @@ export class Lwm2mClient extends EventEmitter {
       if (typeof uri !== 'string' || !uri.startsWith('coaps://')) continue;
       const at = parseCoapUri(uri);
       if (!at || at.address !== peer.address || at.port !== peer.port) continue;
-      if (sec.get(2) !== 0) {
-        this.emit('warning', new ClientError(`${uri}: security mode ${String(sec.get(2))} is not supported by this client (PSK only)`));
+      try {
+        return credentialsOf(sec);
+      } catch (err) {
+        this.emit('warning', new ClientError(`${uri}: ${(err as Error).message}`));
         return undefined;
       }
-      const identity = sec.get(3);
-      const key = sec.get(5);
-      const id = Buffer.isBuffer(identity) ? identity : typeof identity === 'string' ? Buffer.from(identity) : undefined;
-      if (!id || !Buffer.isBuffer(key) || key.length === 0) return undefined;
-      return { identity: id, key };
     }
     return undefined;
   }
@@ -988,11 +967,7 @@ function attributeParams(attrs: NotificationAttributes): Record<string, string> 
   return out;
 }
 
-function hostForUri(host: string): string {
-  return host.includes(':') ? `[${host}]` : host;
-}
-
-/** coap://host:port (coaps is accepted and treated as coap: this client has no DTLS). */
+/** coap://host:port or coaps://host:port (5684 by default). */
 export function parseCoapUri(uri: string): Peer | undefined {
   const m = /^coaps?:\/\/(\[[^\]]+\]|[^:/]+)(?::(\d+))?\/?$/.exec(uri.trim());
   if (!m) return undefined;

@@ -5,6 +5,8 @@
  * the socket it registered on, over the DTLS session it registered with.
  */
 import { EventEmitter } from 'events';
+import { X509Certificate } from 'crypto';
+import { LocalCertificate, PeerCredential, rpkIdentity, verifyChain } from '../../dtls/certificates';
 import { DtlsChannel, HandshakeEvent, PeerMovedEvent } from '../../dtls/channel';
 import { UdpChannel } from '../coap/channel';
 import { DEFAULT_PARAMETERS, maxTransmitWaitMs } from '../coap/params';
@@ -40,6 +42,13 @@ export { MemorySecurityStore, PskEntry, pskEntry, SecurityConfigError, SecurityS
 export interface SecureSocketOptions {
   /** UDP port of the DTLS socket (coaps). Default 5684. */
   port?: number;
+  /**
+   * The server's key, with its X.509 chain and/or as a raw public key: TLS_ECDHE_ECDSA for devices
+   * with certificates (checked against `trustAnchors`, endpoint = the CN) or raw public keys (bound
+   * to endpoints in the security store as `rpk:<fingerprint>` identities).
+   */
+  certificate?: LocalCertificate;
+  trustAnchors?: X509Certificate[];
   address?: string;
   /** A handshake not finished in this time is dropped. Default 120 s. */
   handshakeTimeoutMs?: number;
@@ -127,7 +136,11 @@ export class Lwm2mServer extends EventEmitter {
       const dtls = new DtlsChannel(
         new UdpChannel({ type: this.options.type, port: s.port ?? 5684, address: s.address ?? options.address ?? anyAddress, receiveBufferSize: transportOptions.receiveBufferSize }),
         {
-          server: { pskFor: (identity) => this.security.byIdentity(identity.toString('utf8'))?.key },
+          server: {
+            pskFor: (identity) => this.security.byIdentity(identity.toString('utf8'))?.key,
+            certificate: s.certificate,
+            verifyPeer: (c) => this.verifyDevice(c),
+          },
           handshakeTimeoutMs: s.handshakeTimeoutMs,
           maxSessions: s.maxSessions,
         },
@@ -256,6 +269,13 @@ export class Lwm2mServer extends EventEmitter {
     const ep = exchange.request.query.find((q) => q.startsWith('ep='))?.slice(3);
     if (ep !== undefined && !this.registrations.authorize(exchange, 'bootstrap', ep)) return;
     this.bootstrapHandler!(exchange);
+  }
+
+  /** A device's certificate (chain to a trust anchor) or raw public key (known to the security store). */
+  private verifyDevice(credential: PeerCredential): string | undefined {
+    if (credential.type === 'x509') return verifyChain(credential.chain, this.options.secure?.trustAnchors ?? []);
+    const identity = rpkIdentity(credential.spki);
+    return this.security.byIdentity(identity) ? identity : undefined;
   }
 
   private moved(e: PeerMovedEvent): void {

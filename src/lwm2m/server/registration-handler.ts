@@ -99,8 +99,11 @@ export class RegistrationHandler {
     const bootstrap = operation === 'bootstrap';
     const identity = (exchange.request.peer as SecurePeer).identity;
     if (identity !== undefined) {
+      // an identity in the store is bound to its endpoint; an X.509 identity without an entry to the
+      // endpoint named as its certificate's CN (as Leshan does)
       const bound = this.ctx.security.byIdentity(identity);
-      if (!bound || bound.endpoint !== endpoint || !inScope(bound, bootstrap)) {
+      const allowed = bound ? bound.endpoint === endpoint && inScope(bound, bootstrap) : identity === `x509:${endpoint}`;
+      if (!allowed) {
         return this.forbid(exchange, operation, endpoint, `identity ${identity} is not bound to endpoint ${endpoint}`);
       }
     } else if (this.ctx.security.byEndpoint(endpoint).some((e) => inScope(e, bootstrap))) {

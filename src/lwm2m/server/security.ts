@@ -8,8 +8,10 @@ import { Lwm2mError } from '../types';
 
 export interface PskEntry {
   endpoint: string;
+  /** A PSK identity, or a raw public key's identity (`rpk:<sha-256 of its SubjectPublicKeyInfo>`). */
   identity: string;
-  key: Buffer;
+  /** The pre-shared key; absent for a raw public key (the handshake proves the key itself). */
+  key?: Buffer;
   /**
    * Where the credentials count: 'server' (registration and Send), 'bootstrap' (the bootstrap
    * interface), or both when absent. A device may hold one identity for each.
@@ -53,6 +55,13 @@ export function pskEntry(input: { endpoint?: unknown; identity?: unknown; key?: 
   if (typeof key === 'string') {
     if (!/^([0-9a-fA-F]{2})+$/.test(key)) throw new SecurityConfigError(`${endpoint}: the PSK key must be hex`);
     key = Buffer.from(key, 'hex');
+  }
+  const rawPublicKey = identity.startsWith('rpk:');
+  if (rawPublicKey && key === undefined) {
+    if (!/^rpk:[0-9a-f]{64}$/.test(identity)) throw new SecurityConfigError(`${endpoint}: a raw public key identity is rpk: and 64 hex digits`);
+    const entry: PskEntry = { endpoint, identity };
+    if (scope === 'server' || scope === 'bootstrap') entry.scope = scope;
+    return entry;
   }
   if (!Buffer.isBuffer(key) || key.length === 0 || key.length > MAX_KEY_BYTES) throw new SecurityConfigError(`${endpoint}: the PSK key must be 1–${MAX_KEY_BYTES} bytes`);
   const entry: PskEntry = { endpoint, identity, key: Buffer.from(key) };
