@@ -262,6 +262,31 @@ describe('DTLS with independent peers', function () {
     });
   }
 
+  it('is a client of libcoap\'s coap-server-openssl over DTLS: PSK, a Block1 PUT and a Block2 GET', async function () {
+    if (!has('coap-server-openssl', ['-h'])) {
+      if (process.env.CI) throw new Error('coap-server-openssl missing: .ci/run installs libcoap3-bin');
+      this.skip();
+    }
+    const port = await freeUdpPort();
+    const srv = spawn('coap-server-openssl', ['-A', '127.0.0.1', '-p', String(port - 1), '-k', KEY.toString(), '-d', '4'], { stdio: 'ignore' });
+    cleanup.push(() => new Promise((r) => { srv.once('exit', r); srv.kill(); }));
+    const channel = new DtlsChannel(new UdpChannel({ address: '127.0.0.1' }), { client: { credentialsFor: () => ({ identity: Buffer.from('dev1'), key: KEY }) } });
+    const t = new CoapTransport({ channel, requestTimeoutMs: 4000 });
+    await t.open();
+    cleanup.push(() => t.close());
+    const peer = { address: '127.0.0.1', port }; // libcoap serves DTLS on its port + 1
+    let put;
+    for (let i = 0; i < 20 && !put; i++) {
+      put = await t.request(peer, { method: 'PUT', path: '/lwm2m-kit', payload: Buffer.alloc(3000, 7), contentFormat: 42, timeoutMs: 1500 }).catch(() => undefined);
+      if (!put) { channel.closeSessions(true); await delay(100); }
+    }
+    assert.ok(put && ['2.01', '2.04'].includes(put.code), `PUT answered ${put && put.code}`);
+    const got = await t.request(peer, { method: 'GET', path: '/lwm2m-kit' });
+    assert.strictEqual(got.code, '2.05');
+    assert.ok(got.payload.equals(Buffer.alloc(3000, 7)));
+    assert.strictEqual(channel.session(peer).cipherSuite, 'TLS_PSK_WITH_AES_128_CCM_8');
+  });
+
   it('our client and server: CoAP requests both ways over one session', async () => {
     const serverChannel = new DtlsChannel(new UdpChannel({ address: '127.0.0.1' }), { server: { pskFor: (id) => (id.toString() === 'dev1' ? KEY : undefined) } });
     const s = new CoapTransport({ channel: serverChannel });

@@ -78,6 +78,31 @@ describe('LwM2M over DTLS with X.509 certificates and raw public keys', function
     assert.strictEqual(server.getRegistration('urn:dev:someone-else'), undefined);
   });
 
+  for (const [tool, args, endpoint] of [
+    ['coap-client-openssl', ['-c', 'device.pem', '-j', 'device.key', '-C', 'ca.pem'], 'urn:dev:x509-1'],
+    ['coap-client-gnutls', ['-M', 'device.key'], 'urn:dev:libcoap-rpk'],
+  ]) {
+    it(`takes a real LwM2M Register over coaps from libcoap's ${tool} ${args[0] === '-M' ? 'with a raw public key' : 'with a certificate'}`, async function () {
+      try {
+        execFileSync(tool, ['-h'], { stdio: 'ignore' });
+      } catch (err) {
+        if (err.code === 'ENOENT') {
+          if (process.env.CI) throw new Error(`${tool} missing: .ci/run installs libcoap3-bin`);
+          this.skip();
+        }
+      }
+      if (args[0] === '-M') server.security.set({ endpoint, identity: rpkIdentity(spkiOf(pki.deviceKey)) });
+      fs.writeFileSync(path.join(dir, 'links.txt'), '</>;rt="oma.lwm2m";ct=110,</1/0>,</3/0>');
+      const registered = nextEvent(server, 'register', 8000);
+      const p = require('child_process').spawn(tool, [...args, '-m', 'post', '-t', '40', '-f', 'links.txt',
+        `coaps://127.0.0.1:${server.secureAddress().port}/rd?ep=${endpoint}&lt=60&lwm2m=1.1`], { cwd: dir, stdio: 'ignore' });
+      cleanup.push(() => p.kill());
+      const [reg] = await registered;
+      assert.strictEqual(reg.endpoint, endpoint);
+      assert.strictEqual(reg.identity, args[0] === '-M' ? rpkIdentity(spkiOf(pki.deviceKey)) : 'x509:urn:dev:x509-1');
+    });
+  }
+
   it('registers a device with a raw public key bound to its endpoint, and refuses an unknown key at the handshake', async () => {
     const deviceKey = crypto.generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
     server.security.set({ endpoint: 'urn:dev:rpk-1', identity: rpkIdentity(spkiOf(deviceKey)) });
