@@ -3,11 +3,13 @@
  * node that selects it, like the core mqtt-broker node: the socket opens with the first user and
  * closes with the last, so a redeploy releases the port before the new flow binds it.
  */
+import { createPrivateKey, X509Certificate } from 'crypto';
+import * as fs from 'fs';
 import * as path from 'path';
 import type { NodeAPI } from 'node-red';
 import { FormatName, toFormatName } from '../lwm2m/content';
 import { ObjectRegistry } from '../lwm2m/model';
-import { Lwm2mServer, pskEntry, SecurityRefusal } from '../lwm2m/server';
+import { Lwm2mServer, pskEntry, SecureSocketOptions, SecurityRefusal } from '../lwm2m/server';
 import { BootstrapServer } from '../lwm2m/server/bootstrap-server';
 import { acceptBootstrapCredentials, serverStarted, serverStopped } from './shared/security';
 import { Lwm2mServerConfigNode, Node, NodeDef, NodeStatus } from './shared/types';
@@ -26,6 +28,12 @@ interface ServerNodeDef extends NodeDef {
   securePort?: string | number;
   /** The NoSec socket: on, off, or bootstrap interface only. */
   nosec?: 'on' | 'off' | 'bootstrap';
+  /** ECDHE_ECDSA: PEM files of the server's certificate chain, its private key, and the devices' trust anchors. */
+  certFile?: string;
+  keyFile?: string;
+  caFile?: string;
+  /** Offer raw public keys (RFC 7250) too. */
+  rawPublicKey?: boolean;
 }
 
 interface ServerCredentials {
@@ -36,6 +44,28 @@ interface ServerCredentials {
 function numberOr(value: unknown, fallback: number): number {
   const n = Number(value);
   return value === '' || value === undefined || value === null || !Number.isFinite(n) ? fallback : n;
+}
+
+/**
+ * The server's certificate, key and the devices' trust anchors from PEM files (the key stays in its
+ * file, out of the flow); a file that cannot be read is reported and DTLS goes on with PSK alone.
+ */
+function loadCertificates(node: Node, def: ServerNodeDef): Pick<SecureSocketOptions, 'certificate' | 'trustAnchors'> {
+  if (!def.keyFile) return {};
+  try {
+    const privateKey = createPrivateKey(fs.readFileSync(def.keyFile));
+    const chain = def.certFile ? pemCertificates(fs.readFileSync(def.certFile, 'utf8')).map((c) => c.raw) : [];
+    const trustAnchors = def.caFile ? pemCertificates(fs.readFileSync(def.caFile, 'utf8')) : [];
+    if (chain.length === 0 && !def.rawPublicKey) throw new Error('give a certificate file, or tick raw public keys');
+    return { certificate: { privateKey, chain, rawPublicKey: def.rawPublicKey === true }, trustAnchors };
+  } catch (err) {
+    node.error(`DTLS certificates: ${(err as Error).message}; the DTLS socket speaks PSK only`);
+    return {};
+  }
+}
+
+function pemCertificates(text: string): X509Certificate[] {
+  return (text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((pem) => new X509Certificate(pem));
 }
 
 /** The PSK credentials typed in the node (kept as Node-RED credentials); a bad row is reported without its key. */
@@ -82,10 +112,11 @@ export = function register(RED: NodeAPI): void {
     const persistenceFile = def.persist && userDir ? path.join(userDir, `lwm2m-registrations-${def.id}.json`) : undefined;
     const securePort = def.securePort === undefined || def.securePort === '' ? undefined : numberOr(def.securePort, 5684);
     const nosec = def.nosec === 'off' || def.nosec === 'bootstrap' ? def.nosec : 'on';
+    const certificates = securePort === undefined ? {} : loadCertificates(node, def);
     node.server = new Lwm2mServer({
       port,
       nosec,
-      secure: securePort === undefined ? undefined : { port: securePort },
+      secure: securePort === undefined ? undefined : { port: securePort, ...certificates },
       address: def.address || (ipv6 ? '::' : '0.0.0.0'),
       type: ipv6 ? 'udp6' : 'udp4',
       requestTimeoutMs: numberOr(def.timeout, 93) * 1000,
