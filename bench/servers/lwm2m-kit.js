@@ -26,7 +26,8 @@ serve(async (options) => {
     // heap per established DTLS session: heap now against `before`, divided by the sessions open
     async sessionHeap() {
       if (global.gc) { global.gc(); global.gc(); }
-      return { heapUsed: process.memoryUsage().heapUsed, sessions: server.secureTransport?.options?.channel?.sessionCount ?? 0 };
+      const m = process.memoryUsage();
+      return { heapUsed: m.heapUsed, external: m.external, sessions: server.secureTransport?.options?.channel?.sessionCount ?? 0 };
     },
     // heap without the message layer's duplicate-detection cache (answers kept ~247 s)
     async steadyHeap() {

@@ -231,6 +231,7 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
         if (conn.session) {
           if (conn.role === 'server') this.remember(conn.session);
           else this.resumable.set(session.key, conn.session);
+          conn.session = undefined; // the cache has it: an idle session does not keep a second reference
         }
         this.emit('handshake', { peer: { address: session.peer.address, port: session.peer.port }, identity: session.peer.identity, cipherSuite: conn.cipherSuite, resumed: conn.wasResumed } satisfies HandshakeEvent);
         for (const d of session.queue.splice(0)) conn.send(d);

@@ -12,7 +12,7 @@ import { createECDH, KeyObject, timingSafeEqual } from 'crypto';
 import {
   CertificateType, encodeCertificate, LocalCertificate, parseCertificate, PeerVerifier, publicKeyOf, signSha256, verifySha256,
 } from './certificates';
-import { random, sha256 } from './crypto';
+import { own, random, sha256 } from './crypto';
 import {
   ClientHello, EMPTY_RENEGOTIATION_INFO_SCSV, encodeClientHello, encodeConnectionId, encodeEcdhePskClientKeyExchange,
   encodeEcdhePskServerKeyExchange, encodePskIdentity, encodeServerHello, Extension, extensionData, ExtensionType,
@@ -415,7 +415,7 @@ export class DtlsConnection {
     }
     const offeredCid = extensionData(hello.extensions, ExtensionType.ConnectionId);
     if (offeredCid && this.options.newConnectionId) {
-      this.records.peerCid = Buffer.from(parseConnectionId(offeredCid));
+      this.records.peerCid = own(parseConnectionId(offeredCid));
       this.records.ownCid = this.options.newConnectionId();
       extensions.push({ type: ExtensionType.ConnectionId, data: encodeConnectionId(this.records.ownCid) });
     }
@@ -427,7 +427,7 @@ export class DtlsConnection {
     if (resumable) {
       // abbreviated handshake (RFC 5246 §7.3): the cached master secret, new randoms; our Finished first
       this.resumed = true;
-      this.identity = Buffer.from(cached.identity);
+      this.identity = own(cached.identity);
       this.master = cached.master;
       this.installKeys();
       const finished = handshakeMessage(HandshakeType.Finished, this.sendSeq++, verifyData(this.master, 'server finished', sha256(...this.transcript)));
@@ -516,7 +516,7 @@ export class DtlsConnection {
     }
     const psk = this.options.pskFor?.(identity);
     if (!psk) throw new DtlsAlert(AlertDescription.UnknownPskIdentity, 'unknown PSK identity');
-    this.identity = Buffer.from(identity);
+    this.identity = own(identity);
     this.transcript.push(whole);
     this.computeMaster(psk, shared);
     this.installKeys();
@@ -565,7 +565,7 @@ export class DtlsConnection {
     const cid = extensionData(hello.extensions, ExtensionType.ConnectionId);
     if (cid) {
       if (!this.options.offerConnectionId) throw new DtlsAlert(AlertDescription.UnexpectedMessage, 'connection_id was not offered');
-      this.records.peerCid = Buffer.from(parseConnectionId(cid));
+      this.records.peerCid = own(parseConnectionId(cid));
     }
     this.transcript.push(whole);
     if (this.suite.keyExchange === 'ecdhe_ecdsa') {
@@ -580,7 +580,7 @@ export class DtlsConnection {
         throw new DtlsAlert(AlertDescription.IllegalParameter, 'the server resumed with other session parameters');
       }
       this.resumed = true;
-      this.identity = Buffer.from(resume.identity);
+      this.identity = own(resume.identity);
       this.master = resume.master;
       this.installKeys();
       this.state = 'wait-server-finished';
@@ -708,7 +708,7 @@ export class DtlsConnection {
     this.stopFlightTimer();
     if (this.sessionId.length > 0 && this.master && this.identity) {
       this.session = {
-        sessionId: this.sessionId, master: this.master, suite: this.suite!.id, extendedMasterSecret: this.extendedMasterSecret, identity: this.identity,
+        sessionId: own(this.sessionId), master: own(this.master), suite: this.suite!.id, extendedMasterSecret: this.extendedMasterSecret, identity: this.identity,
       };
     }
     // what only the handshake needed goes: an idle session keeps its keys, windows and identity
@@ -719,6 +719,7 @@ export class DtlsConnection {
     this.cookie = EMPTY;
     this.clientRandom = EMPTY;
     this.serverRandom = EMPTY;
+    this.sessionId = EMPTY;
     this.master = undefined;
     this.events.connected();
   }

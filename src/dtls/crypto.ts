@@ -3,7 +3,18 @@
  * record protection for the two cipher families LwM2M uses — AEAD AES-128-CCM-8 (RFC 6655) and
  * AES-128-CBC with HMAC-SHA256, MAC-then-encrypt (RFC 5246 §6.2.3.2).
  */
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, randomFillSync, timingSafeEqual } from 'crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, KeyObject, randomBytes, randomFillSync, timingSafeEqual } from 'crypto';
+
+/**
+ * A copy of `buf` in memory of its own. Small buffers made with Buffer.from/concat are slices of
+ * Node's shared 8 KB pool, and a long-lived slice (a session's key, identity or CID) keeps the
+ * whole slab alive: idle sessions would each hold kilobytes of garbage.
+ */
+export function own(buf: Buffer): Buffer {
+  const out = Buffer.alloc(buf.length);
+  buf.copy(out);
+  return out;
+}
 
 const POOL = 4096;
 let pool = Buffer.allocUnsafe(POOL);
@@ -16,12 +27,12 @@ export function random(n: number): Buffer<ArrayBuffer> {
     pool = randomFillSync(Buffer.allocUnsafe(POOL));
     poolAt = 0;
   }
-  const out = Buffer.from(pool.subarray(poolAt, poolAt + n));
+  const out = own(pool.subarray(poolAt, poolAt + n)) as Buffer<ArrayBuffer>;
   poolAt += n;
   return out;
 }
 
-export function hmacSha256(key: Buffer, ...data: Buffer[]): Buffer {
+export function hmacSha256(key: Buffer | KeyObject, ...data: Buffer[]): Buffer {
   const h = createHmac('sha256', key);
   for (const d of data) h.update(d);
   return h.digest();
@@ -75,7 +86,14 @@ const CCM_TAG = 8;
 export class Ccm8Protection implements RecordProtection {
   readonly overhead = 8 + CCM_TAG;
 
-  constructor(private readonly key: Buffer, private readonly salt: Buffer) {}
+  private readonly key: Buffer;
+  private readonly salt: Buffer;
+
+  constructor(key: Buffer, salt: Buffer) {
+    // copies: the key block they come from is a slice of a shared pool
+    this.key = own(key);
+    this.salt = own(salt);
+  }
 
   seal(sequence: Buffer, aad: Buffer, plaintext: Buffer): Buffer {
     const nonce = Buffer.concat([this.salt, sequence]);
@@ -111,7 +129,13 @@ const MAC = 32;
 export class CbcSha256Protection implements RecordProtection {
   readonly overhead = BLOCK + MAC + BLOCK;
 
-  constructor(private readonly key: Buffer, private readonly macKey: Buffer) {}
+  private readonly key: Buffer;
+  private readonly macKey: Buffer;
+
+  constructor(key: Buffer, macKey: Buffer) {
+    this.key = own(key);
+    this.macKey = own(macKey);
+  }
 
   seal(_sequence: Buffer, aad: Buffer, plaintext: Buffer): Buffer {
     const mac = hmacSha256(this.macKey, additionalData(aad, plaintext.length), plaintext);
