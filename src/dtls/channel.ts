@@ -9,7 +9,9 @@
  */
 import { EventEmitter } from 'events';
 import type { DatagramChannel, Peer } from '../lwm2m/coap/channel';
+import { ClientConnection } from './client-connection';
 import { AlertDescription, DtlsConnection, SessionState } from './connection';
+import { ServerConnection } from './server-connection';
 import { random } from './crypto';
 import type { LocalCertificate, PeerVerifier } from './certificates';
 import { CookieJar } from './cookie';
@@ -188,12 +190,12 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
     const psk = 'key' in credentials ? credentials : undefined;
     const last = this.resumable.get(key);
     const resume = last && psk && last.identity.equals(psk.identity) ? last : undefined;
-    const session = this.newSession(key, peer, (events) => new DtlsConnection({
+    const session = this.newSession(key, peer, (events) => new ClientConnection({
       role: 'client', suites: this.suites, retransmitMs: this.options.retransmitMs, resume, offerConnectionId: true,
       ...(psk ? { identity: psk.identity, psk: psk.key } : { certificate: (credentials as CertificateCredentials).certificate, verifyPeer: (credentials as CertificateCredentials).verifyPeer }),
     }, events));
     session.queue.push(datagram);
-    session.conn.start();
+    (session.conn as ClientConnection).start();
   }
 
   private newSession(key: string, peer: Peer, make: (events: ReturnType<DtlsChannel['events']>) => DtlsConnection): Session {
@@ -341,7 +343,7 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
       return;
     }
     const server = this.options.server!;
-    const session = this.newSession(key, peer, (events) => new DtlsConnection({
+    const session = this.newSession(key, peer, (events) => new ServerConnection({
       role: 'server', suites: this.suites, retransmitMs: this.options.retransmitMs,
       firstMessageSeq: hello.message.messageSeq, firstRecordSeq: record.sequence,
       pskFor: server.pskFor ? (identity) => server.pskFor!(identity, peer) : undefined,
