@@ -1,7 +1,7 @@
 'use strict';
-// The lean paths of the transport (fast-path.ts), with raw datagrams on loopback: a retransmitted
-// Register gets the first answer again without a second registration; separate responses and
-// block-wise answers to the server's own requests still arrive.
+// The server on its message layer, with raw datagrams on loopback: a retransmitted Register gets the
+// first answer again without a second registration; separate responses and block-wise answers to
+// the server's own requests arrive; requests still waiting fail when the server stops.
 const assert = require('assert');
 const dgram = require('dgram');
 const { generate, parse } = require('coap-packet');
@@ -9,7 +9,7 @@ const { Lwm2mServer } = require('../../dist/lwm2m/server');
 const { CoapTransport } = require('../../dist/lwm2m/coap/transport');
 const { delay } = require('../helpers');
 
-describe('lean request and response paths', function () {
+describe('the server on its CoAP message layer', function () {
   this.timeout(15000);
   let server;
   let sock;
