@@ -232,7 +232,11 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
         }
         if (conn.session) {
           if (conn.role === 'server') this.remember(conn.session);
-          else this.resumable.set(session.key, conn.session);
+          else {
+            this.resumable.delete(session.key);
+            if (this.resumable.size >= (this.options.maxCachedSessions ?? 100_000)) this.resumable.delete(this.resumable.keys().next().value as string);
+            this.resumable.set(session.key, conn.session);
+          }
           conn.session = undefined; // the cache has it: an idle session does not keep a second reference
         }
         this.emit('handshake', { peer: { address: session.peer.address, port: session.peer.port }, identity: session.peer.identity, cipherSuite: conn.cipherSuite, resumed: conn.wasResumed } satisfies HandshakeEvent);
