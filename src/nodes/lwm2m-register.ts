@@ -15,7 +15,8 @@ import { DoneFunction, Lwm2mMessage, NodeDef, SendFunction } from './shared/type
 
 interface RegisterNodeDef extends NodeDef, FlowNodeConfig, DeviceRoleConfig {}
 
-const EVENTS = ['register', 'update', 'deregister', 'expire', 'wakeup'] as const;
+/** `moved`: a DTLS session with a connection ID followed its device to a new address (NAT rebinding). */
+const EVENTS = ['register', 'update', 'deregister', 'expire', 'wakeup', 'moved'] as const;
 
 export = function register(RED: NodeAPI): void {
   registerFlowNode<RegisterNodeDef>(RED, 'lwm2m-register', 'register', (node, def, configNode) => {

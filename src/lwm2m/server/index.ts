@@ -175,7 +175,7 @@ export class Lwm2mServer extends EventEmitter {
     this.persistence = options.persistenceFile ? new RegistrationFile(options.persistenceFile) : null;
     if (this.persistence) {
       const save = () => this.persistence!.scheduleSave(() => this.store.list());
-      for (const event of ['register', 'update', 'deregister', 'expire']) this.on(event, save);
+      for (const event of ['register', 'update', 'deregister', 'expire', 'moved']) this.on(event, save);
     }
   }
 
