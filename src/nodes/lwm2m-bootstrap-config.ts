@@ -23,6 +23,8 @@ interface BootstrapNodeDef extends NodeDef {
   servers?: ServerRow[];
   deletePaths?: string;
   extraWrites?: string;
+  /** Hand PSK keys to devices that bootstrap over NoSec. */
+  keysOverNoSec?: boolean;
 }
 
 interface Credentials {
@@ -75,7 +77,7 @@ export = function register(RED: NodeAPI): void {
         }
       }
       const deletePaths = def.deletePaths ? def.deletePaths.split(/[\s,]+/).filter(Boolean) : undefined;
-      return { endpoint: def.endpoint || '*', servers, deletePaths, extraWrites };
+      return { endpoint: def.endpoint || '*', servers, deletePaths, extraWrites, keysOverNoSec: def.keysOverNoSec === true };
     };
 
     try {

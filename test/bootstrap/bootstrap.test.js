@@ -66,9 +66,10 @@ describe('bootstrap server (core)', function () {
     assert.strictEqual(client.getValue('/3/0/14'), '+08:00');
   });
 
-  it('writes several servers, PSK credentials included', async () => {
+  it('writes several servers, PSK credentials included (over NoSec only when the configuration says so)', async () => {
     bs.setConfig({
       endpoint: 'multi-*',
+      keysOverNoSec: true,
       servers: [
         { uri: `coap://127.0.0.1:${port}`, shortServerId: 1, lifetime: 60, securityMode: 'nosec' },
         { uri: 'coaps://127.0.0.1:5684', shortServerId: 2, lifetime: 90, securityMode: 'psk', pskIdentity: 'multi-7', pskKey: '000102030405' },

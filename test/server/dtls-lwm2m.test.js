@@ -230,8 +230,20 @@ describe('LwM2M over DTLS (PSK)', function () {
     });
     server.setBootstrapHandler((ex) => bs.handle(ex));
     cleanup.push(() => bs.stop());
+    // without keysOverNoSec the key is not handed out in the clear: the device is refused (4.01)
     bs.setConfig({
       endpoint: 'seed-dev',
+      servers: [{ uri: `coaps://127.0.0.1:${server.secureAddress().port}`, shortServerId: 7, lifetime: 90, securityMode: 'psk', pskIdentity: 'seed-dev-psk', pskKey: 'a1b2c3d4e5f60718' }],
+    });
+    const plainBs = new CoapTransport({ address: '127.0.0.1', requestTimeoutMs: 3000 });
+    await plainBs.open();
+    cleanup.push(() => plainBs.close());
+    const refused = nextEvent(bs, 'session', 3000, (e) => e.event === 'failed');
+    assert.strictEqual((await plainBs.request(server.address(), { method: 'POST', path: '/bs', query: ['ep=seed-dev'] })).code, '4.01');
+    assert.match((await refused).error, /not sent over NoSec/);
+    bs.setConfig({
+      endpoint: 'seed-dev',
+      keysOverNoSec: true,
       servers: [{ uri: `coaps://127.0.0.1:${server.secureAddress().port}`, shortServerId: 7, lifetime: 90, securityMode: 'psk', pskIdentity: 'seed-dev-psk', pskKey: 'a1b2c3d4e5f60718' }],
     });
     const c = new Lwm2mClient({ endpoint: 'seed-dev', bootstrap: { host: '127.0.0.1', port: server.address().port }, localAddress: '127.0.0.1', requestTimeoutMs: 2000 });

@@ -31,6 +31,11 @@ export interface BootstrapConfig {
   deletePaths?: string[];
   /** Further Bootstrap-Writes: path → value, e.g. {"/3/0/14": "+01:00"}. */
   extraWrites?: Record<string, ValueTree>;
+  /**
+   * Hand PSK keys to devices that bootstrap over NoSec, where anyone on the path reads them. Off by
+   * default: such a device then gets 4.01, and bootstraps over DTLS instead.
+   */
+  keysOverNoSec?: boolean;
 }
 
 export class BootstrapConfigError extends Lwm2mError {}

@@ -119,6 +119,12 @@ export class BootstrapServer extends EventEmitter {
       this.emitEvent({ endpoint, event: 'failed', step: 'request', code: '4.00', error: 'no bootstrap configuration', address: req.peer.address, port: req.peer.port });
       return;
     }
+    if (req.peer.identity === undefined && !config.keysOverNoSec && config.servers.some((s) => s.securityMode === 'psk')) {
+      // DESIGN §5b: keys are not sent in the clear unless a configuration says so
+      exchange.respond({ code: '4.01', payload: Buffer.from('this configuration hands out keys: bootstrap over DTLS') });
+      this.emitEvent({ endpoint, event: 'failed', step: 'request', code: '4.01', error: 'PSK keys are not sent over NoSec (tick "keys over NoSec" to allow it)', address: req.peer.address, port: req.peer.port });
+      return;
+    }
     const pct = Number(query.get('pct'));
     const preferred = Number.isInteger(pct) ? formatName(pct) : undefined;
     exchange.respond({ code: '2.04' });
