@@ -3,9 +3,9 @@
  * ClientHello (again with the cookie), the server's hello, certificate and key exchange, our key
  * exchange flight — PSK, ECDHE_PSK or ECDHE_ECDSA with our certificate — and resumption.
  */
-import { createECDH, timingSafeEqual } from 'crypto';
+import { createECDH } from 'crypto';
 import { CertificateType, encodeCertificate, signSha256, verifySha256 } from './certificates';
-import { own, random, sha256 } from './crypto';
+import { own, random } from './crypto';
 import { AlertDescription, DtlsAlert, DtlsConnection, FlightRecord } from './connection';
 import {
   ClientHello, ECDSA_SHA256, EMPTY_RENEGOTIATION_INFO_SCSV, encodeClientHello, encodeConnectionId, encodeDigitallySigned,
@@ -14,7 +14,7 @@ import {
   parseSignedServerKeyExchange, SECP256R1,
 } from './messages';
 import { ContentType, DTLS_1_2 } from './records';
-import { masterSecret, SUITES, verifyData } from './suites';
+import { pskPremasterSecret, SUITES } from './suites';
 import { u16, vector } from './wire';
 
 export class ClientConnection extends DtlsConnection {
@@ -154,11 +154,7 @@ export class ClientConnection extends DtlsConnection {
       if (!this.peerEcdhPublic) throw new DtlsAlert(AlertDescription.UnexpectedMessage, 'ECDHE_PSK without a ServerKeyExchange');
       const ecdh = createECDH('prime256v1');
       ecdh.generateKeys();
-      try {
-        shared = ecdh.computeSecret(this.peerEcdhPublic);
-      } catch {
-        throw new DtlsAlert(AlertDescription.IllegalParameter, 'the server\'s ECDH public key is not a P-256 point');
-      }
+      shared = this.ecdhSecret(ecdh, this.peerEcdhPublic);
       body = encodeEcdhePskClientKeyExchange(identity, ecdh.getPublicKey());
     } else {
       body = encodePskIdentity(identity);
@@ -166,10 +162,9 @@ export class ClientConnection extends DtlsConnection {
     const cke = handshakeMessage(HandshakeType.ClientKeyExchange, this.sendSeq++, body);
     this.transcript.push(cke);
     this.identity = this.options.identity;
-    this.computeMaster(this.options.psk ?? Buffer.alloc(0), shared);
+    this.computeMaster(pskPremasterSecret(this.options.psk ?? Buffer.alloc(0), shared));
     this.installKeys();
-    const finished = handshakeMessage(HandshakeType.Finished, this.sendSeq++, verifyData(this.master!, 'client finished', sha256(...this.transcript)));
-    this.transcript.push(finished);
+    const finished = this.finishedMessage();
     this.state = 'wait-server-finished';
     this.sendFlight([
       { type: ContentType.Handshake, epoch: 0, payload: cke },
@@ -194,32 +189,25 @@ export class ClientConnection extends DtlsConnection {
     }
     const ecdh = createECDH('prime256v1');
     ecdh.generateKeys();
-    let shared: Buffer;
-    try {
-      shared = ecdh.computeSecret(this.peerEcdhPublic);
-    } catch {
-      throw new DtlsAlert(AlertDescription.IllegalParameter, 'the server\'s ECDH public key is not a P-256 point');
-    }
+    const shared = this.ecdhSecret(ecdh, this.peerEcdhPublic);
     push(HandshakeType.ClientKeyExchange, vector(1, ecdh.getPublicKey()));
-    this.master = masterSecret(shared, this.clientRandom, this.serverRandom, this.extendedMasterSecret ? sha256(...this.transcript) : undefined);
+    this.computeMaster(shared); // ECDHE_ECDSA: the premaster secret is the ECDH secret itself
     this.installKeys();
     if (this.certificateRequested && local) {
       push(HandshakeType.CertificateVerify, encodeDigitallySigned(signSha256(local.privateKey, Buffer.concat(this.transcript))));
     }
-    const finished = handshakeMessage(HandshakeType.Finished, this.sendSeq++, verifyData(this.master, 'client finished', sha256(...this.transcript)));
-    this.transcript.push(finished);
+    const finished = this.finishedMessage();
     flight.push({ type: ContentType.ChangeCipherSpec, epoch: 0, payload: Buffer.from([1]) }, { type: ContentType.Handshake, epoch: 1, payload: finished });
     this.state = 'wait-server-finished';
     this.sendFlight(flight, true);
   }
 
   private onServerFinished(body: Buffer, whole: Buffer): void {
-    const expected = verifyData(this.master!, 'server finished', sha256(...this.transcript));
-    if (body.length !== 12 || !timingSafeEqual(body, expected)) throw new DtlsAlert(AlertDescription.DecryptError, 'the server\'s Finished does not verify');
+    this.checkFinished(body);
     if (this.resumed) {
       // abbreviated: our CCS and Finished end it; resent if the server repeats its flight
       this.transcript.push(whole);
-      const finished = handshakeMessage(HandshakeType.Finished, this.sendSeq++, verifyData(this.master!, 'client finished', sha256(...this.transcript)));
+      const finished = this.finishedMessage();
       this.sendFlight([
         { type: ContentType.ChangeCipherSpec, epoch: 0, payload: Buffer.from([1]) },
         { type: ContentType.Handshake, epoch: 1, payload: finished },

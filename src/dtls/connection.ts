@@ -5,13 +5,13 @@
  * (§4.2.4), the master secret (extended, RFC 7627) and keys, the peer's certificate checked,
  * alerts and close_notify. Records are the record layer's (record-layer.ts).
  */
-import { createECDH, KeyObject } from 'crypto';
+import { createECDH, KeyObject, timingSafeEqual } from 'crypto';
 import { CertificateType, LocalCertificate, parseCertificate, PeerVerifier, publicKeyOf } from './certificates';
 import { own, sha256 } from './crypto';
-import { fragmentMessage, handshakeMessage, parseHandshakeFragments } from './messages';
+import { fragmentMessage, handshakeMessage, HandshakeType, parseHandshakeFragments } from './messages';
 import { RecordLayer } from './record-layer';
 import { ContentType } from './records';
-import { deriveKeys, masterSecret, pskPremasterSecret, CipherSuite } from './suites';
+import { deriveKeys, masterSecret, verifyData, CipherSuite } from './suites';
 
 export const enum AlertDescription {
   CloseNotify = 0, UnexpectedMessage = 10, BadRecordMac = 20, HandshakeFailure = 40, BadCertificate = 42, IllegalParameter = 47,
@@ -277,9 +277,33 @@ export abstract class DtlsConnection {
 
   // ---- both ----
 
-  protected computeMaster(psk: Buffer, ecdhShared?: Buffer): void {
-    const premaster = pskPremasterSecret(psk, ecdhShared);
+  /** The master secret from a premaster secret (the session hash covers the transcript so far, RFC 7627). */
+  protected computeMaster(premaster: Buffer): void {
     this.master = masterSecret(premaster, this.clientRandom, this.serverRandom, this.extendedMasterSecret ? sha256(...this.transcript) : undefined);
+  }
+
+  /** The ECDH shared secret with the peer's point; an illegal_parameter alert when it is not a P-256 point. */
+  protected ecdhSecret(ecdh: ReturnType<typeof createECDH>, point: Buffer): Buffer {
+    try {
+      return ecdh.computeSecret(point);
+    } catch {
+      throw new DtlsAlert(AlertDescription.IllegalParameter, `the ${this.role === 'server' ? 'client' : 'server'}'s ECDH public key is not a P-256 point`);
+    }
+  }
+
+  /** Our Finished over the transcript so far (RFC 5246 §7.4.9), added to it. */
+  protected finishedMessage(): Buffer {
+    const label = this.role === 'server' ? 'server finished' : 'client finished';
+    const finished = handshakeMessage(HandshakeType.Finished, this.sendSeq++, verifyData(this.master!, label, sha256(...this.transcript)));
+    this.transcript.push(finished);
+    return finished;
+  }
+
+  /** Checks the peer's Finished over the transcript before it; a decrypt_error alert when it does not verify. */
+  protected checkFinished(body: Buffer): void {
+    const peer = this.role === 'server' ? 'client' : 'server';
+    const expected = verifyData(this.master!, `${peer} finished`, sha256(...this.transcript));
+    if (body.length !== 12 || !timingSafeEqual(body, expected)) throw new DtlsAlert(AlertDescription.DecryptError, `the ${peer}'s Finished does not verify`);
   }
 
   protected installKeys(): void {

@@ -3,9 +3,9 @@
  * ClientHello that carried a valid cookie, the suite and certificate types chosen, full and
  * abbreviated (resumed) flights, the client's key exchange, certificate and Finished.
  */
-import { createECDH, timingSafeEqual } from 'crypto';
+import { createECDH } from 'crypto';
 import { CertificateType, encodeCertificate, signSha256, verifySha256 } from './certificates';
-import { own, random, sha256 } from './crypto';
+import { own, random } from './crypto';
 import { AlertDescription, DtlsAlert, DtlsConnection, FlightRecord } from './connection';
 import {
   ClientHello, certificateTypesOffered, ECDSA_SHA256, ecdheParams, EMPTY_RENEGOTIATION_INFO_SCSV, encodeCertificateRequest,
@@ -14,7 +14,7 @@ import {
   parseEcdhePskClientKeyExchange, parsePskIdentity, SECP256R1,
 } from './messages';
 import { ContentType, DTLS_1_2 } from './records';
-import { masterSecret, SUITES, verifyData } from './suites';
+import { pskPremasterSecret, SUITES } from './suites';
 import { Reader } from './wire';
 
 /** An ECDHE ClientKeyExchange (RFC 8422 §5.7): the client's point. */
@@ -110,8 +110,7 @@ export class ServerConnection extends DtlsConnection {
       this.identity = own(cached.identity);
       this.master = cached.master;
       this.installKeys();
-      const finished = handshakeMessage(HandshakeType.Finished, this.sendSeq++, verifyData(this.master, 'server finished', sha256(...this.transcript)));
-      this.transcript.push(finished);
+      const finished = this.finishedMessage();
       this.state = 'wait-client-finished';
       this.sendFlight([
         { type: ContentType.Handshake, epoch: 0, payload: serverHello },
@@ -168,14 +167,9 @@ export class ServerConnection extends DtlsConnection {
 
   private onClientKeyExchange(body: Buffer, whole: Buffer): void {
     if (this.suite!.keyExchange === 'ecdhe_ecdsa') {
-      let shared: Buffer;
-      try {
-        shared = this.ecdh!.computeSecret(parseEcdhPoint(body));
-      } catch {
-        throw new DtlsAlert(AlertDescription.IllegalParameter, 'the client\'s ECDH public key is not a P-256 point');
-      }
+      const shared = this.ecdhSecret(this.ecdh!, parseEcdhPoint(body));
       this.transcript.push(whole);
-      this.master = masterSecret(shared, this.clientRandom, this.serverRandom, this.extendedMasterSecret ? sha256(...this.transcript) : undefined);
+      this.computeMaster(shared); // ECDHE_ECDSA: the premaster secret is the ECDH secret itself
       this.installKeys();
       this.state = 'wait-certificate-verify';
       this.stopFlightTimer();
@@ -186,11 +180,7 @@ export class ServerConnection extends DtlsConnection {
     if (this.suite!.keyExchange === 'ecdhe_psk') {
       const cke = parseEcdhePskClientKeyExchange(body);
       identity = cke.identity;
-      try {
-        shared = this.ecdh!.computeSecret(cke.publicKey);
-      } catch {
-        throw new DtlsAlert(AlertDescription.IllegalParameter, 'the client\'s ECDH public key is not a P-256 point');
-      }
+      shared = this.ecdhSecret(this.ecdh!, cke.publicKey);
     } else {
       identity = parsePskIdentity(body);
     }
@@ -198,15 +188,14 @@ export class ServerConnection extends DtlsConnection {
     if (!psk) throw new DtlsAlert(AlertDescription.UnknownPskIdentity, 'unknown PSK identity');
     this.identity = own(identity);
     this.transcript.push(whole);
-    this.computeMaster(psk, shared);
+    this.computeMaster(pskPremasterSecret(psk, shared));
     this.installKeys();
     this.state = 'wait-client-finished';
     this.stopFlightTimer();
   }
 
   private onClientFinished(body: Buffer, whole: Buffer): void {
-    const expected = verifyData(this.master!, 'client finished', sha256(...this.transcript));
-    if (body.length !== 12 || !timingSafeEqual(body, expected)) throw new DtlsAlert(AlertDescription.DecryptError, 'the client\'s Finished does not verify');
+    this.checkFinished(body);
     if (this.resumed) {
       // the client's Finished ends an abbreviated handshake: nothing more to send
       this.flight = [];
@@ -214,7 +203,7 @@ export class ServerConnection extends DtlsConnection {
       return;
     }
     this.transcript.push(whole);
-    const finished = handshakeMessage(HandshakeType.Finished, this.sendSeq++, verifyData(this.master!, 'server finished', sha256(...this.transcript)));
+    const finished = this.finishedMessage();
     this.sendFlight([
       { type: ContentType.ChangeCipherSpec, epoch: 0, payload: Buffer.from([1]) },
       { type: ContentType.Handshake, epoch: 1, payload: finished },
