@@ -9,6 +9,7 @@
  */
 import { EventEmitter } from 'events';
 import type { DatagramChannel, Peer } from '../lwm2m/coap/channel';
+import { peerKey } from '../lwm2m/coap/peers';
 import { ClientConnection } from './client-connection';
 import { AlertDescription, DtlsConnection, SessionState } from './connection';
 import { ServerConnection } from './server-connection';
@@ -88,10 +89,6 @@ interface Session {
   cid?: string;
 }
 
-function keyOf(peer: Peer): string {
-  return `${peer.address}|${peer.port}`;
-}
-
 function identityText(identity: Buffer | undefined): string | undefined {
   return identity?.toString('utf8');
 }
@@ -124,7 +121,7 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
 
   /** The session with a peer: its identity and cipher suite. */
   session(peer: Peer): { identity?: string; cipherSuite?: string; connected: boolean; resumed: boolean } | undefined {
-    const s = this.sessions.get(keyOf(peer));
+    const s = this.sessions.get(peerKey(peer));
     return s && { identity: identityText(s.conn.identity), cipherSuite: s.conn.cipherSuite, connected: s.conn.connected, resumed: s.conn.wasResumed };
   }
 
@@ -170,7 +167,7 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
   }
 
   send(datagram: Buffer, peer: Peer): void {
-    const key = keyOf(peer);
+    const key = peerKey(peer);
     const s = this.sessions.get(key);
     if (s?.conn.connected) {
       s.conn.send(datagram);
@@ -268,7 +265,7 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
   }
 
   private receive(datagram: Buffer, peer: Peer): void {
-    const key = keyOf(peer);
+    const key = peerKey(peer);
     // a ClientHello in epoch 0: type 22, epoch bytes 3–4 zero, handshake type 1
     if (this.options.server && datagram.length > 25 && datagram[0] === ContentType.Handshake && datagram[3] === 0 && datagram[4] === 0
       && datagram[13] === HandshakeType.ClientHello) {
@@ -311,7 +308,7 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
   }
 
   private relocate(session: Session, to: Peer): void {
-    const key = keyOf(to);
+    const key = peerKey(to);
     const there = this.sessions.get(key);
     if (there && there !== session) this.drop(there, 'replaced by a moved session');
     if (this.sessions.get(session.key) === session) this.sessions.delete(session.key);

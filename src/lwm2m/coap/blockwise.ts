@@ -87,10 +87,6 @@ export class Block1Assembler {
     for (const [key, a] of this.assemblies) if (now - a.lastAt > this.limits.transferTimeoutMs) this.drop(key, a);
   }
 
-  get size(): number {
-    return this.assemblies.size;
-  }
-
   clear(): void {
     this.assemblies.clear();
     this.buffered = 0;

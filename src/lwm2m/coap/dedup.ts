@@ -47,10 +47,6 @@ export class Deduplicator {
     entry.pending = undefined; // the exchange (and its request) need not live for the whole lifetime
   }
 
-  get size(): number {
-    return this.current.size + this.previous.size;
-  }
-
   clear(): void {
     this.current.clear();
     this.previous.clear();

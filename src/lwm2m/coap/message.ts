@@ -211,10 +211,6 @@ export function unknownCriticalOption(m: CoapMessage): number | undefined {
   return undefined;
 }
 
-export function withoutOptions(options: CoapOption[], ...numbers: number[]): CoapOption[] {
-  return options.filter((o) => !numbers.includes(o.number));
-}
-
 // ---- RFC 7959 block options ----
 
 export interface BlockOption {

@@ -35,11 +35,6 @@ export function exchangeLifetimeMs(p: TransmissionParameters): number {
   return maxTransmitSpanMs(p) + 2 * MAX_LATENCY_MS + p.ackTimeoutMs;
 }
 
-/** How long a NON's message id stays in use (NON_LIFETIME, 145 s by default). */
-export function nonLifetimeMs(p: TransmissionParameters): number {
-  return maxTransmitSpanMs(p) + MAX_LATENCY_MS;
-}
-
 export function checkParameters(p: TransmissionParameters): void {
   if (!(p.ackTimeoutMs >= 1) || !(p.ackRandomFactor >= 1) || !Number.isInteger(p.maxRetransmit) || p.maxRetransmit < 0
     || p.maxRetransmit > 20 || !Number.isInteger(p.nstart) || p.nstart < 1) {

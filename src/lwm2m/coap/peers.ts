@@ -91,10 +91,6 @@ export class PeerTable {
     if (i >= 0) s.queue.splice(i, 1);
   }
 
-  queued(key: string): number {
-    return this.peers.get(key)?.queue.length ?? 0;
-  }
-
   private sweep(): void {
     const now = Date.now();
     if (now - this.lastSweep < this.idleMs / 4 && this.peers.size < this.maxPeers) return;

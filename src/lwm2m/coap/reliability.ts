@@ -90,10 +90,6 @@ export class ReliableSender {
     return true;
   }
 
-  get size(): number {
-    return this.pending.size;
-  }
-
   /** Drops every transmission and tells its owner it gave up. */
   close(): void {
     const all = [...this.pending.values()];

@@ -135,10 +135,6 @@ export class Requester {
 
   private tokenInUse = (key: string): boolean => this.pending.has(key) || this.observations.has(key);
 
-  get inFlight(): number {
-    return this.pending.size;
-  }
-
   forget(p: PendingRequest): void {
     if (this.pending.get(p.tokenKey) === p) this.pending.delete(p.tokenKey);
     this.scheduler.cancel(p);

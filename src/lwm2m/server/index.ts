@@ -25,7 +25,7 @@ import { attributeQuery, compositeFormat, decodeAnswer, negotiateFormat, WriteAt
 import { ObservationInfo, ObservationService } from './observations';
 import { RegistrationFile } from './persistence';
 import { QueueMode } from './queue-mode';
-import { Registration } from './registration';
+import { parseQuery, Registration } from './registration';
 import { RegistrationHandler } from './registration-handler';
 import { MemorySecurityStore, SecurityStore } from './security';
 import { RegistrationStore } from './store';
@@ -266,7 +266,7 @@ export class Lwm2mServer extends EventEmitter {
 
   /** Bootstrap-Request: over DTLS, only for the endpoint the identity is bound to. */
   private bootstrap(exchange: Exchange): void {
-    const ep = exchange.request.query.find((q) => q.startsWith('ep='))?.slice(3);
+    const ep = parseQuery(exchange.request.query).get('ep');
     if (ep !== undefined && !this.registrations.authorize(exchange, 'bootstrap', ep)) return;
     this.bootstrapHandler!(exchange);
   }
