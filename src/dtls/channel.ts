@@ -11,13 +11,13 @@ import { EventEmitter } from 'events';
 import type { DatagramChannel, Peer } from '../lwm2m/coap/channel';
 import { peerKey } from '../lwm2m/coap/peers';
 import { ClientConnection } from './client-connection';
-import { AlertDescription, DtlsConnection, SessionState } from './connection';
+import { AlertDescription, ConnectionEvents, ConnectionOptions, DtlsConnection, SessionState } from './connection';
 import { ServerConnection } from './server-connection';
 import { random } from './crypto';
 import type { LocalCertificate, PeerVerifier } from './certificates';
 import { CookieJar } from './cookie';
-import { encodeClientHello, encodeHelloVerifyRequest, handshakeMessage, HandshakeType, parseClientHello, parseHandshakeFragments } from './messages';
-import { ContentType, DTLS_1_0, DTLS_1_2, parseRecords, recordHeader } from './records';
+import { encodeHelloVerifyRequest, handshakeMessage, HandshakeType, scanClientHello } from './messages';
+import { ContentType, DTLS_1_0, DTLS_1_2, recordHeader } from './records';
 import { DEFAULT_SUITES } from './suites';
 
 export interface PskCredentials {
@@ -80,13 +80,39 @@ export interface PeerMovedEvent {
   identity?: string;
 }
 
-interface Session {
-  key: string;
-  conn: DtlsConnection;
-  peer: SecurePeer;
-  queue: Buffer[];
-  createdAt: number;
+/** What a session asks of its channel (one object per channel, so a session holds no closures). */
+interface SessionOwner {
+  send(session: Session, datagram: Buffer): void;
+  connected(session: Session): void;
+  data(session: Session, plaintext: Buffer): void;
+  closed(session: Session, reason: string, alert?: AlertDescription): void;
+}
+
+/** One peer's connection as the channel keeps it; the connection's events come back through it. */
+class Session implements ConnectionEvents {
+  conn!: DtlsConnection;
+  /** Datagrams from above waiting for the handshake (none once established). */
+  queue: Buffer[] | undefined = [];
+  readonly createdAt = Date.now();
   cid?: string;
+
+  constructor(private readonly owner: SessionOwner, public key: string, readonly peer: SecurePeer) {}
+
+  send(datagram: Buffer): void {
+    this.owner.send(this, datagram);
+  }
+
+  connected(): void {
+    this.owner.connected(this);
+  }
+
+  data(plaintext: Buffer): void {
+    this.owner.data(this, plaintext);
+  }
+
+  closed(reason: string, alert?: AlertDescription): void {
+    this.owner.closed(this, reason, alert);
+  }
 }
 
 function identityText(identity: Buffer | undefined): string | undefined {
@@ -104,11 +130,33 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
   private sweeper: NodeJS.Timeout | null = null;
   private readonly suites: number[];
   private readonly cidLength: number;
+  private readonly owner: SessionOwner;
+  /** What every server connection is made with (shared: an idle session holds no options of its own). */
+  private readonly serverOptions?: ConnectionOptions;
 
   constructor(private readonly lower: DatagramChannel, private readonly options: DtlsChannelOptions) {
     super();
     this.suites = options.suites ?? DEFAULT_SUITES;
     this.cidLength = options.connectionIdLength ?? 6;
+    this.owner = {
+      send: (session, datagram) => this.lower.send(datagram, session.peer),
+      connected: (session) => this.connected(session),
+      data: (session, plaintext) => {
+        if (this.sessions.get(session.key) === session) this.emit('datagram', plaintext, session.peer);
+      },
+      closed: (session, reason, alert) => this.closed(session, reason, alert),
+    };
+    const server = options.server;
+    if (server) {
+      this.serverOptions = {
+        role: 'server', suites: this.suites, retransmitMs: options.retransmitMs,
+        pskFor: server.pskFor?.bind(server),
+        certificate: server.certificate,
+        verifyPeer: server.verifyPeer,
+        sessionFor: (options.maxCachedSessions ?? 100_000) > 0 ? (id, peer) => this.resumableSession(id, peer) : undefined,
+        newConnectionId: this.cidLength > 0 ? () => this.newConnectionId() : undefined,
+      };
+    }
   }
 
   get open(): boolean {
@@ -174,7 +222,7 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
       return;
     }
     if (s) {
-      if (s.queue.length < (this.options.maxQueuedPerPeer ?? 16)) s.queue.push(datagram);
+      if (s.queue && s.queue.length < (this.options.maxQueuedPerPeer ?? 16)) s.queue.push(datagram);
       return;
     }
     const credentials = this.options.client?.credentialsFor(peer);
@@ -191,19 +239,19 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
       role: 'client', suites: this.suites, retransmitMs: this.options.retransmitMs, resume, offerConnectionId: true,
       ...(psk ? { identity: psk.identity, psk: psk.key } : { certificate: (credentials as CertificateCredentials).certificate, verifyPeer: (credentials as CertificateCredentials).verifyPeer }),
     }, events));
-    session.queue.push(datagram);
+    session.queue?.push(datagram);
     (session.conn as ClientConnection).start();
   }
 
-  private newSession(key: string, peer: Peer, make: (events: ReturnType<DtlsChannel['events']>) => DtlsConnection): Session {
+  private newSession(key: string, peer: Peer, make: (session: Session) => DtlsConnection): Session {
     const old = this.sessions.get(key);
     if (old) this.drop(old, 'replaced by a new handshake');
     while (this.sessions.size >= (this.options.maxSessions ?? 100_000)) {
       const oldest = this.sessions.values().next().value as Session;
       this.drop(oldest, 'session table full');
     }
-    const session = { key, peer: { address: peer.address, port: peer.port }, queue: [], createdAt: Date.now() } as unknown as Session;
-    session.conn = make(this.events(session));
+    const session = new Session(this.owner, key, { address: peer.address, port: peer.port });
+    session.conn = make(session);
     this.sessions.set(key, session);
     return session;
   }
@@ -214,45 +262,39 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
     session.conn.discard(reason);
   }
 
-  private events(session: Session) {
-    const mine = () => this.sessions.get(session.key) === session;
-    return {
-      send: (datagram: Buffer) => this.lower.send(datagram, session.peer),
-      connected: () => {
-        if (!mine()) return;
-        const conn = session.conn;
-        session.peer.identity = identityText(conn.identity);
-        const ownCid = conn.records.ownCid;
-        if (ownCid && ownCid.length > 0) {
-          session.cid = ownCid.toString('hex');
-          this.byCid.set(session.cid, session);
-        }
-        if (conn.session) {
-          if (conn.role === 'server') this.remember(conn.session);
-          else {
-            this.resumable.delete(session.key);
-            if (this.resumable.size >= (this.options.maxCachedSessions ?? 100_000)) this.resumable.delete(this.resumable.keys().next().value as string);
-            this.resumable.set(session.key, conn.session);
-          }
-          conn.session = undefined; // the cache has it: an idle session does not keep a second reference
-        }
-        this.emit('handshake', { peer: { address: session.peer.address, port: session.peer.port }, identity: session.peer.identity, cipherSuite: conn.cipherSuite, resumed: conn.wasResumed } satisfies HandshakeEvent);
-        for (const d of session.queue.splice(0)) conn.send(d);
-      },
-      data: (plaintext: Buffer) => {
-        if (mine()) this.emit('datagram', plaintext, session.peer);
-      },
-      closed: (reason: string, alert?: AlertDescription) => {
-        const wasConnected = session.peer.identity !== undefined;
-        if (mine()) this.sessions.delete(session.key);
-        if (session.cid && this.byCid.get(session.cid) === session) this.byCid.delete(session.cid);
-        // a session a fatal alert ended is not resumed (RFC 5246 §7.2.2)
-        if (alert !== undefined && alert !== AlertDescription.CloseNotify) this.resumable.delete(session.key);
-        if (reason === 'replaced by a new handshake') return;
-        const event: HandshakeEvent = { peer: { address: session.peer.address, port: session.peer.port }, identity: identityText(session.conn.identity), reason, alert };
-        this.emit(wasConnected ? 'sessionClosed' : 'handshakeFailed', event);
-      },
-    };
+  private connected(session: Session): void {
+    if (this.sessions.get(session.key) !== session) return;
+    const conn = session.conn;
+    session.peer.identity = identityText(conn.identity);
+    const ownCid = conn.records.ownCid;
+    if (ownCid && ownCid.length > 0) {
+      session.cid = ownCid.toString('hex');
+      this.byCid.set(session.cid, session);
+    }
+    if (conn.session) {
+      if (conn.role === 'server') this.remember(conn.session);
+      else {
+        this.resumable.delete(session.key);
+        if (this.resumable.size >= (this.options.maxCachedSessions ?? 100_000)) this.resumable.delete(this.resumable.keys().next().value as string);
+        this.resumable.set(session.key, conn.session);
+      }
+      conn.session = undefined; // the cache has it: an idle session does not keep a second reference
+    }
+    this.emit('handshake', { peer: { address: session.peer.address, port: session.peer.port }, identity: session.peer.identity, cipherSuite: conn.cipherSuite, resumed: conn.wasResumed } satisfies HandshakeEvent);
+    const queued = session.queue ?? [];
+    session.queue = undefined;
+    for (const d of queued) conn.send(d);
+  }
+
+  private closed(session: Session, reason: string, alert?: AlertDescription): void {
+    const wasConnected = session.peer.identity !== undefined;
+    if (this.sessions.get(session.key) === session) this.sessions.delete(session.key);
+    if (session.cid && this.byCid.get(session.cid) === session) this.byCid.delete(session.cid);
+    // a session a fatal alert ended is not resumed (RFC 5246 §7.2.2)
+    if (alert !== undefined && alert !== AlertDescription.CloseNotify) this.resumable.delete(session.key);
+    if (reason === 'replaced by a new handshake') return;
+    const event: HandshakeEvent = { peer: { address: session.peer.address, port: session.peer.port }, identity: identityText(session.conn.identity), reason, alert };
+    this.emit(wasConnected ? 'sessionClosed' : 'handshakeFailed', event);
   }
 
   private remember(state: SessionState): void {
@@ -319,41 +361,25 @@ export class DtlsChannel extends EventEmitter implements DatagramChannel {
   }
 
   private clientHello(datagram: Buffer, peer: Peer, key: string): void {
-    const [record] = parseRecords(datagram);
-    if (!record) return;
-    let hello;
-    try {
-      const [f] = parseHandshakeFragments(record.fragment);
-      if (!f || f.fragmentOffset !== 0 || f.body.length !== f.length) return; // a fragmented ClientHello is not served
-      hello = { message: f, body: parseClientHello(f.body) };
-    } catch {
+    const hello = scanClientHello(datagram); // a fragmented ClientHello is not served
+    if (!hello) {
       this.emit('dropped', 'malformed ClientHello', peer);
       return;
     }
     const existing = this.sessions.get(key);
-    if (existing && existing.conn.role === 'server' && !existing.conn.connected && existing.conn.helloRandom.equals(hello.body.random)) {
+    if (existing && existing.conn.role === 'server' && !existing.conn.connected && existing.conn.helloRandom.equals(hello.random)) {
       existing.conn.receive(datagram); // a retransmitted ClientHello of the handshake under way
       return;
     }
-    const params = encodeClientHello({ ...hello.body, cookie: Buffer.alloc(0) });
-    if (!this.cookies.valid(hello.body.cookie, peer.address, peer.port, params)) {
+    if (!this.cookies.valid(hello.cookie, peer.address, peer.port, hello.withoutCookie)) {
       // §4.2.1: stateless; the record sequence number mirrors the ClientHello's
-      const hvr = handshakeMessage(HandshakeType.HelloVerifyRequest, hello.message.messageSeq,
-        encodeHelloVerifyRequest(DTLS_1_0, this.cookies.cookie(peer.address, peer.port, params)));
-      this.lower.send(Buffer.concat([recordHeader(ContentType.Handshake, DTLS_1_2, 0, record.sequence, hvr.length), hvr]), peer);
+      const hvr = handshakeMessage(HandshakeType.HelloVerifyRequest, hello.messageSeq,
+        encodeHelloVerifyRequest(DTLS_1_0, this.cookies.cookie(peer.address, peer.port, hello.withoutCookie)));
+      this.lower.send(Buffer.concat([recordHeader(ContentType.Handshake, DTLS_1_2, 0, hello.recordSequence, hvr.length), hvr]), peer);
       return;
     }
-    const server = this.options.server!;
-    const session = this.newSession(key, peer, (events) => new ServerConnection({
-      role: 'server', suites: this.suites, retransmitMs: this.options.retransmitMs,
-      firstMessageSeq: hello.message.messageSeq, firstRecordSeq: record.sequence,
-      pskFor: server.pskFor ? (identity) => server.pskFor!(identity, peer) : undefined,
-      certificate: server.certificate,
-      verifyPeer: server.verifyPeer,
-      sessionFor: (this.options.maxCachedSessions ?? 100_000) > 0 ? (id) => this.resumableSession(id, peer) : undefined,
-      newConnectionId: this.cidLength > 0 ? () => this.newConnectionId() : undefined,
-    }, events));
-    session.conn.receive(datagram);
+    const session = this.newSession(key, peer, (s) => new ServerConnection(this.serverOptions!, s, s.peer, hello));
+    (session.conn as ServerConnection).start(hello);
   }
 
   /** A cached session, if its PSK identity still has a key (credentials removed since cannot be resumed). */

@@ -6,9 +6,10 @@
  * alerts and close_notify. Records are the record layer's (record-layer.ts).
  */
 import { createECDH, KeyObject, timingSafeEqual } from 'crypto';
+import type { Peer } from '../lwm2m/coap/channel';
 import { CertificateType, LocalCertificate, parseCertificate, PeerVerifier, publicKeyOf } from './certificates';
 import { own, sha256 } from './crypto';
-import { fragmentMessage, handshakeMessage, HandshakeType, parseHandshakeFragments } from './messages';
+import { fragmentMessage, HANDSHAKE_HEADER, handshakeMessage, HandshakeType, parseHandshakeFragments } from './messages';
 import { RecordLayer } from './record-layer';
 import { ContentType } from './records';
 import { deriveKeys, masterSecret, verifyData, CipherSuite } from './suites';
@@ -54,9 +55,9 @@ export interface ConnectionOptions {
   /** Client: offer the connection_id extension (we take no CID ourselves, the server may give one). */
   offerConnectionId?: boolean;
   /** Server: the key of an identity, or undefined for an unknown one. */
-  pskFor?: (identity: Buffer) => Buffer | undefined;
+  pskFor?: (identity: Buffer, peer: Peer) => Buffer | undefined;
   /** Server: a cached session for a ClientHello's session id. */
-  sessionFor?: (sessionId: Buffer) => SessionState | undefined;
+  sessionFor?: (sessionId: Buffer, peer: Peer) => SessionState | undefined;
   /** Server: a new CID for a client that offers the extension (undefined: CIDs not used). */
   newConnectionId?: () => Buffer;
   /** ECDHE_ECDSA: our key and certificate chain or raw public key (server: required for the suite; client: to answer a CertificateRequest). */
@@ -68,14 +69,6 @@ export interface ConnectionOptions {
   maxRetransmitMs?: number;
   /** Flights sent before the handshake is given up. */
   maxFlightTransmissions?: number;
-  /** Server: the message_seq of the ClientHello that starts it (1 after a cookie exchange). */
-  firstMessageSeq?: number;
-  /**
-   * Server: the record sequence number of that ClientHello. The stateless HelloVerifyRequest
-   * mirrored the first one's; numbering our records from the second one's keeps the client's
-   * replay window from taking the ServerHello for a replay of the HelloVerifyRequest.
-   */
-  firstRecordSeq?: number;
 }
 
 /** Handshake bodies above this are refused: PSK handshakes are a few hundred bytes. */
@@ -100,6 +93,7 @@ export abstract class DtlsConnection {
   protected sendSeq = 0;
   protected recvSeq = 0;
   protected transcript: Buffer[] = [];
+  private lastHash?: { of: Buffer[]; count: number; hash: Buffer };
   /** Handshake messages being reassembled (created when needed, dropped once established: idle sessions stay small). */
   protected reassembly: Map<number, Reassembly> | undefined;
   protected flight: FlightRecord[] = [];
@@ -129,12 +123,18 @@ export abstract class DtlsConnection {
   session?: SessionState;
   readonly role: 'client' | 'server';
 
-  constructor(protected readonly options: ConnectionOptions, protected readonly events: ConnectionEvents) {
+  /**
+   * `firstMessageSeq` and `firstRecordSeq`: where a server continues after a cookie exchange (the
+   * next message_seq expected, and the ClientHello's record sequence number: the stateless
+   * HelloVerifyRequest mirrored the first one's, and numbering our records from the second one's
+   * keeps the client's replay window from taking the ServerHello for a replay of it).
+   */
+  constructor(protected readonly options: ConnectionOptions, protected readonly events: ConnectionEvents, firstMessageSeq = 0, firstRecordSeq = 0) {
     this.role = options.role;
     this.state = options.role === 'client' ? 'wait-server-hello' : 'wait-client-hello';
     this.flightTimeoutMs = options.retransmitMs ?? 1000;
-    this.recvSeq = options.firstMessageSeq ?? 0;
-    this.records = new RecordLayer(options.firstRecordSeq ?? 0);
+    this.recvSeq = firstMessageSeq;
+    this.records = new RecordLayer(firstRecordSeq);
   }
 
   get connected(): boolean {
@@ -168,21 +168,26 @@ export abstract class DtlsConnection {
   receive(datagram: Buffer): boolean {
     if (this.closed) return false;
     let advanced = false;
+    this.guard(() => this.records.decode(datagram, () => {
+      // §4.1.2.7: bad records are dropped, except the peer's first protected record of a
+      // handshake: then the keys differ, which for PSK means a wrong key
+      if (!this.connected) throw new DtlsAlert(AlertDescription.DecryptError, 'the peer\'s Finished did not authenticate (wrong pre-shared key?)');
+    }, (r) => {
+      if (r.epoch > 0 && r.newest) advanced = true;
+      this.dispatch(r.type, r.epoch, r.plaintext);
+      return !this.closed;
+    }));
+    return advanced && !this.closed;
+  }
+
+  /** Runs a step of the handshake: what it throws ends the connection with the matching alert. */
+  protected guard(step: () => void): void {
     try {
-      this.records.decode(datagram, () => {
-        // §4.1.2.7: bad records are dropped, except the peer's first protected record of a
-        // handshake: then the keys differ, which for PSK means a wrong key
-        if (!this.connected) throw new DtlsAlert(AlertDescription.DecryptError, 'the peer\'s Finished did not authenticate (wrong pre-shared key?)');
-      }, (r) => {
-        if (r.epoch > 0 && r.newest) advanced = true;
-        this.dispatch(r.type, r.epoch, r.plaintext);
-        return !this.closed;
-      });
+      step();
     } catch (err) {
       if (err instanceof DtlsAlert) this.fail(err.description, err.message);
       else this.fail(AlertDescription.DecodeError, `malformed handshake: ${(err as Error).message}`);
     }
-    return advanced && !this.closed;
   }
 
   protected dispatch(type: number, epoch: number, plaintext: Buffer): void {
@@ -220,6 +225,7 @@ export abstract class DtlsConnection {
   }
 
   protected receiveHandshake(plaintext: Buffer, epoch: number): void {
+    if (this.receiveWholeMessage(plaintext, epoch)) return;
     for (const f of parseHandshakeFragments(plaintext)) {
       if (f.messageSeq < this.recvSeq) {
         // the peer retransmits a flight we answered: our answer was lost (§4.2.4)
@@ -255,6 +261,21 @@ export abstract class DtlsConnection {
     }
   }
 
+  /**
+   * The common case without reassembly: the record holds exactly the next message, unfragmented
+   * (the message bytes are then its transcript form as they are). False: take the general path.
+   */
+  private receiveWholeMessage(plaintext: Buffer, epoch: number): boolean {
+    if (plaintext.length < HANDSHAKE_HEADER || this.connected || this.reassembly?.size) return false;
+    const length = plaintext.readUIntBE(1, 3);
+    if (plaintext.length !== HANDSHAKE_HEADER + length || plaintext.readUInt16BE(4) !== this.recvSeq
+      || plaintext.readUIntBE(6, 3) !== 0 || plaintext.readUIntBE(9, 3) !== length) return false;
+    if (length > MAX_HANDSHAKE_MESSAGE) throw new DtlsAlert(AlertDescription.IllegalParameter, 'handshake message too large');
+    this.recvSeq++;
+    this.handleMessage(plaintext[0], plaintext.subarray(HANDSHAKE_HEADER), plaintext, epoch);
+    return true;
+  }
+
   /** The next complete handshake message in message_seq order, for the role's state machine. */
   protected abstract handleMessage(type: number, body: Buffer, whole: Buffer, epoch: number): void;
 
@@ -277,9 +298,21 @@ export abstract class DtlsConnection {
 
   // ---- both ----
 
+  /**
+   * The hash of the transcript so far. A PSK server needs the same one twice (the session hash of
+   * the extended master secret and the client's Finished cover the same messages): hashed once.
+   */
+  protected transcriptHash(): Buffer {
+    const last = this.lastHash;
+    if (last && last.of === this.transcript && last.count === this.transcript.length) return last.hash;
+    const hash = sha256(...this.transcript);
+    this.lastHash = { of: this.transcript, count: this.transcript.length, hash };
+    return hash;
+  }
+
   /** The master secret from a premaster secret (the session hash covers the transcript so far, RFC 7627). */
   protected computeMaster(premaster: Buffer): void {
-    this.master = masterSecret(premaster, this.clientRandom, this.serverRandom, this.extendedMasterSecret ? sha256(...this.transcript) : undefined);
+    this.master = masterSecret(premaster, this.clientRandom, this.serverRandom, this.extendedMasterSecret ? this.transcriptHash() : undefined);
   }
 
   /** The ECDH shared secret with the peer's point; an illegal_parameter alert when it is not a P-256 point. */
@@ -294,7 +327,7 @@ export abstract class DtlsConnection {
   /** Our Finished over the transcript so far (RFC 5246 §7.4.9), added to it. */
   protected finishedMessage(): Buffer {
     const label = this.role === 'server' ? 'server finished' : 'client finished';
-    const finished = handshakeMessage(HandshakeType.Finished, this.sendSeq++, verifyData(this.master!, label, sha256(...this.transcript)));
+    const finished = handshakeMessage(HandshakeType.Finished, this.sendSeq++, verifyData(this.master!, label, this.transcriptHash()));
     this.transcript.push(finished);
     return finished;
   }
@@ -302,7 +335,7 @@ export abstract class DtlsConnection {
   /** Checks the peer's Finished over the transcript before it; a decrypt_error alert when it does not verify. */
   protected checkFinished(body: Buffer): void {
     const peer = this.role === 'server' ? 'client' : 'server';
-    const expected = verifyData(this.master!, `${peer} finished`, sha256(...this.transcript));
+    const expected = verifyData(this.master!, `${peer} finished`, this.transcriptHash());
     if (body.length !== 12 || !timingSafeEqual(body, expected)) throw new DtlsAlert(AlertDescription.DecryptError, `the ${peer}'s Finished does not verify`);
   }
 
@@ -315,12 +348,16 @@ export abstract class DtlsConnection {
     this.state = 'connected';
     this.stopFlightTimer();
     if (this.sessionId.length > 0 && this.master && this.identity) {
+      // id and master secret share one allocation: a cached session is ~100 bytes of secrets
+      const both = own(Buffer.concat([this.sessionId, this.master]));
       this.session = {
-        sessionId: own(this.sessionId), master: own(this.master), suite: this.suite!.id, extendedMasterSecret: this.extendedMasterSecret, identity: this.identity,
+        sessionId: both.subarray(0, this.sessionId.length), master: both.subarray(this.sessionId.length), suite: this.suite!.id,
+        extendedMasterSecret: this.extendedMasterSecret, identity: this.identity,
       };
     }
     // what only the handshake needed goes: an idle session keeps its keys, windows and identity
     this.transcript = [];
+    this.lastHash = undefined;
     this.reassembly = undefined;
     this.ecdh = undefined;
     this.peerEcdhPublic = undefined;

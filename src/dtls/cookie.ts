@@ -22,20 +22,20 @@ export class CookieJar {
     this.rotatedAt = Date.now();
   }
 
-  /** `hello` is the ClientHello body without its cookie, as it hashes the client's parameters. */
-  cookie(address: string, port: number, hello: Buffer): Buffer {
+  /** `hello`: the ClientHello body without its cookie (in pieces), as it hashes the client's parameters. */
+  cookie(address: string, port: number, hello: Buffer[]): Buffer {
     this.rotate();
     return this.compute(this.secret, address, port, hello);
   }
 
-  valid(cookie: Buffer, address: string, port: number, hello: Buffer): boolean {
+  valid(cookie: Buffer, address: string, port: number, hello: Buffer[]): boolean {
     if (cookie.length !== COOKIE_LENGTH) return false;
     this.rotate();
     return timingSafeEqual(cookie, this.compute(this.secret, address, port, hello))
       || timingSafeEqual(cookie, this.compute(this.previous, address, port, hello));
   }
 
-  private compute(secret: Buffer, address: string, port: number, hello: Buffer): Buffer {
-    return hmacSha256(secret, Buffer.from(`${address}|${port}|`), hello).subarray(0, COOKIE_LENGTH);
+  private compute(secret: Buffer, address: string, port: number, hello: Buffer[]): Buffer {
+    return hmacSha256(secret, Buffer.from(`${address}|${port}|`), ...hello).subarray(0, COOKIE_LENGTH);
   }
 }

@@ -45,8 +45,12 @@ export function sha256(...data: Buffer[]): Buffer {
 }
 
 /** PRF(secret, label, seed) = P_SHA256(secret, label + seed), `length` bytes. */
+const labels = new Map<string, Buffer>();
+
 export function prf(secret: Buffer, label: string, seed: Buffer, length: number): Buffer {
-  const labelSeed = Buffer.concat([Buffer.from(label, 'ascii'), seed]);
+  let labelBytes = labels.get(label);
+  if (!labelBytes) labels.set(label, (labelBytes = Buffer.from(label, 'ascii'))); // a handful of labels, each made once
+  const labelSeed = Buffer.concat([labelBytes, seed]);
   const out: Buffer[] = [];
   let total = 0;
   let a: Buffer = labelSeed;
@@ -87,16 +91,23 @@ export class Ccm8Protection implements RecordProtection {
   readonly overhead = 8 + CCM_TAG;
 
   private readonly key: Buffer;
-  private readonly salt: Buffer;
+  /** The implicit IV as a number: an idle session holds two of these, and a Buffer costs ~200 bytes. */
+  private readonly salt: number;
 
   constructor(key: Buffer, salt: Buffer) {
-    // copies: the key block they come from is a slice of a shared pool
-    this.key = own(key);
-    this.salt = own(salt);
+    this.key = own(key); // a copy: the key block it comes from is a slice of a shared pool
+    this.salt = salt.readUInt32BE(0);
+  }
+
+  private nonce(explicit: Buffer): Buffer {
+    const nonce = Buffer.allocUnsafe(12);
+    nonce.writeUInt32BE(this.salt, 0);
+    explicit.copy(nonce, 4, 0, 8);
+    return nonce;
   }
 
   seal(sequence: Buffer, aad: Buffer, plaintext: Buffer): Buffer {
-    const nonce = Buffer.concat([this.salt, sequence]);
+    const nonce = this.nonce(sequence);
     const cipher = createCipheriv('aes-128-ccm', this.key, nonce, { authTagLength: CCM_TAG });
     cipher.setAAD(additionalData(aad, plaintext.length), { plaintextLength: plaintext.length });
     const body = cipher.update(plaintext);
@@ -110,7 +121,7 @@ export class Ccm8Protection implements RecordProtection {
     const body = fragment.subarray(8, fragment.length - CCM_TAG);
     const tag = fragment.subarray(fragment.length - CCM_TAG);
     try {
-      const decipher = createDecipheriv('aes-128-ccm', this.key, Buffer.concat([this.salt, explicit]), { authTagLength: CCM_TAG });
+      const decipher = createDecipheriv('aes-128-ccm', this.key, this.nonce(explicit), { authTagLength: CCM_TAG });
       decipher.setAuthTag(tag);
       decipher.setAAD(additionalData(aad, body.length), { plaintextLength: body.length });
       const plain = decipher.update(body);

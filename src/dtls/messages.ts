@@ -49,7 +49,14 @@ export function parseHandshakeFragments(fragment: Buffer): HandshakeFragment[] {
 
 /** A whole handshake message as one fragment (also its form in the Finished hash, §4.2.6). */
 export function handshakeMessage(type: number, messageSeq: number, body: Buffer): Buffer {
-  return Buffer.concat([u8(type), u24(body.length), u16(messageSeq), u24(0), u24(body.length), body]);
+  const message = Buffer.allocUnsafe(HANDSHAKE_HEADER + body.length);
+  message[0] = type;
+  message.writeUIntBE(body.length, 1, 3);
+  message.writeUInt16BE(messageSeq, 4);
+  message.writeUIntBE(0, 6, 3);
+  message.writeUIntBE(body.length, 9, 3);
+  body.copy(message, HANDSHAKE_HEADER);
+  return message;
 }
 
 /** Splits a whole handshake message into fragments that fit `maxBody` bytes each. */
@@ -103,6 +110,42 @@ export function parseClientHello(body: Buffer): ClientHello {
   while (suites.left >= 2) cipherSuites.push(suites.u16());
   const compressionMethods = r.vector(1);
   return { version, random, sessionId, cookie, cipherSuites, compressionMethods, extensions: parseExtensions(r) };
+}
+
+/**
+ * A datagram that is one whole ClientHello in one record, read only as far as the stateless
+ * cookie exchange needs (§4.2.1): a server parses the rest once the cookie is good.
+ */
+export interface ClientHelloDatagram {
+  recordSequence: number;
+  messageSeq: number;
+  /** The handshake message, header and body: its form in the transcript. */
+  message: Buffer;
+  body: Buffer;
+  random: Buffer;
+  cookie: Buffer;
+  /** The body before and after its cookie: what the cookie is computed over. */
+  withoutCookie: [Buffer, Buffer];
+}
+
+/** Undefined when the datagram is not one well-formed, unfragmented ClientHello record. */
+export function scanClientHello(datagram: Buffer): ClientHelloDatagram | undefined {
+  if (datagram.length < 13 + HANDSHAKE_HEADER + 36) return undefined;
+  const fragmentLength = datagram.readUInt16BE(11);
+  if (13 + fragmentLength > datagram.length || datagram[13] !== HandshakeType.ClientHello) return undefined;
+  const length = datagram.readUIntBE(14, 3);
+  if (datagram.readUIntBE(19, 3) !== 0 || datagram.readUIntBE(22, 3) !== length || HANDSHAKE_HEADER + length > fragmentLength) return undefined;
+  const message = datagram.subarray(13, 13 + HANDSHAKE_HEADER + length);
+  const body = message.subarray(HANDSHAKE_HEADER);
+  const sessionIdLength = body[34];
+  const cookieAt = 35 + sessionIdLength;
+  if (sessionIdLength > 32 || cookieAt >= body.length) return undefined;
+  const cookieEnd = cookieAt + 1 + body[cookieAt];
+  if (cookieEnd > body.length) return undefined;
+  return {
+    recordSequence: datagram.readUIntBE(5, 6), messageSeq: datagram.readUInt16BE(17), message, body,
+    random: body.subarray(2, 34), cookie: body.subarray(cookieAt + 1, cookieEnd), withoutCookie: [body.subarray(0, cookieAt), body.subarray(cookieEnd)],
+  };
 }
 
 export function encodeClientHello(h: ClientHello): Buffer {

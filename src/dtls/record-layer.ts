@@ -58,12 +58,16 @@ export class RecordLayer {
   encode(type: ContentType, epoch: number, plaintext: Buffer): Buffer {
     const state = this.writes[epoch];
     const sequence = state.sequence++;
-    const seq = sequenceBytes(epoch, sequence);
     const cid = this.peerCid;
     if (!state.protection || !cid || cid.length === 0) {
-      const fragment = state.protection ? state.protection.seal(seq, Buffer.concat([seq, Buffer.from([type, 0xfe, 0xfd])]), plaintext) : plaintext;
+      let fragment = plaintext;
+      if (state.protection) {
+        const aad = plainAad(epoch, sequence, type);
+        fragment = state.protection.seal(aad.subarray(0, 8), aad, plaintext);
+      }
       return Buffer.concat([recordHeader(type, DTLS_1_2, epoch, sequence, fragment.length), fragment]);
     }
+    const seq = sequenceBytes(epoch, sequence);
     // RFC 9146 §4: DTLSInnerPlaintext = content ‖ real type (no padding), outer type tls12_cid
     const inner = Buffer.concat([plaintext, Buffer.from([type])]);
     const fragment = state.protection.seal(seq, cidAad(seq, cid), inner);
@@ -90,11 +94,11 @@ export class RecordLayer {
     // the current epoch, or epoch 0 handshake retransmissions from a peer that missed our last flight
     if (!read || (epoch !== this.readEpoch && !(epoch === 0 && record.type === ContentType.Handshake))) return undefined;
     if (!read.window.fresh(sequence)) return undefined;
-    const seq = sequenceBytes(epoch, sequence);
     let type = record.type;
     let plaintext = record.fragment;
     if (record.type === ContentType.Tls12Cid) {
       if (!read.protection || !this.ownCid || !record.cid?.equals(this.ownCid)) return undefined;
+      const seq = sequenceBytes(epoch, sequence);
       const inner = read.protection.open(seq, cidAad(seq, this.ownCid), record.fragment);
       if (!inner) return void onBadRecord();
       let end = inner.length;
@@ -103,7 +107,8 @@ export class RecordLayer {
       type = inner[end - 1];
       plaintext = inner.subarray(0, end - 1);
     } else if (read.protection) {
-      const opened = read.protection.open(seq, Buffer.concat([seq, Buffer.from([type, 0xfe, 0xfd])]), record.fragment);
+      const aad = plainAad(epoch, sequence, type);
+      const opened = read.protection.open(aad.subarray(0, 8), aad, record.fragment);
       if (!opened) return void onBadRecord();
       plaintext = opened;
     }
@@ -111,6 +116,16 @@ export class RecordLayer {
     read.window.mark(sequence);
     return { type, epoch, plaintext, newest };
   }
+}
+
+/** RFC 5246 §6.2.3: epoch ‖ sequence ‖ type ‖ version, what a plain record's MAC or AEAD covers before its length. */
+function plainAad(epoch: number, sequence: number, type: number): Buffer {
+  const aad = Buffer.allocUnsafe(11);
+  aad.writeUInt16BE(epoch, 0);
+  aad.writeUIntBE(sequence, 2, 6);
+  aad[8] = type;
+  aad.writeUInt16BE(DTLS_1_2, 9);
+  return aad;
 }
 
 /** RFC 9146 §5: placeholder ‖ tls12_cid ‖ cid_length ‖ tls12_cid ‖ version ‖ epoch ‖ sequence ‖ cid. */

@@ -63,10 +63,15 @@ export function recordHeader(type: number, version: number, epoch: number, seque
   return b;
 }
 
-/** §4.1.2.6: a record is accepted once; records older than the 64 newest are refused. */
+/**
+ * §4.1.2.6: a record is accepted once; records older than the 64 newest are refused. The 64-bit
+ * bitmap is two 32-bit words (bit n: `highest - n` seen): a BigInt would be a new heap object on
+ * every record, and every idle session holds two windows.
+ */
 export class ReplayWindow {
   private highest = -1;
-  private bitmap = 0n;
+  private low = 0;
+  private high = 0;
 
   get highestSeen(): number {
     return this.highest;
@@ -77,17 +82,29 @@ export class ReplayWindow {
     if (sequence > this.highest) return true;
     const behind = this.highest - sequence;
     if (behind >= 64) return false;
-    return (this.bitmap & (1n << BigInt(behind))) === 0n;
+    return ((behind < 32 ? this.low >>> behind : this.high >>> (behind - 32)) & 1) === 0;
   }
 
   /** Marks a sequence number seen (after its record authenticated). */
   mark(sequence: number): void {
     if (sequence > this.highest) {
       const shift = sequence - this.highest;
-      this.bitmap = shift >= 64 ? 1n : ((this.bitmap << BigInt(shift)) | 1n) & 0xffffffffffffffffn;
+      if (shift >= 64) {
+        this.high = 0;
+        this.low = 0;
+      } else if (shift >= 32) {
+        this.high = shift === 32 ? this.low : (this.low << (shift - 32)) >>> 0;
+        this.low = 0;
+      } else {
+        this.high = ((this.high << shift) | (this.low >>> (32 - shift))) >>> 0;
+        this.low = (this.low << shift) >>> 0;
+      }
+      this.low = (this.low | 1) >>> 0;
       this.highest = sequence;
-    } else {
-      this.bitmap |= 1n << BigInt(this.highest - sequence);
+      return;
     }
+    const behind = this.highest - sequence;
+    if (behind < 32) this.low = (this.low | (1 << behind)) >>> 0;
+    else if (behind < 64) this.high = (this.high | (1 << (behind - 32))) >>> 0;
   }
 }

@@ -6,9 +6,10 @@
 import { createECDH } from 'crypto';
 import { CertificateType, encodeCertificate, signSha256, verifySha256 } from './certificates';
 import { own, random } from './crypto';
-import { AlertDescription, DtlsAlert, DtlsConnection, FlightRecord } from './connection';
+import type { Peer } from '../lwm2m/coap/channel';
+import { AlertDescription, ConnectionEvents, ConnectionOptions, DtlsAlert, DtlsConnection, FlightRecord } from './connection';
 import {
-  ClientHello, certificateTypesOffered, ECDSA_SHA256, ecdheParams, EMPTY_RENEGOTIATION_INFO_SCSV, encodeCertificateRequest,
+  ClientHello, ClientHelloDatagram, certificateTypesOffered, ECDSA_SHA256, ecdheParams, EMPTY_RENEGOTIATION_INFO_SCSV, encodeCertificateRequest,
   encodeConnectionId, encodeEcdhePskServerKeyExchange, encodeServerHello, encodeSignedServerKeyExchange, Extension, extensionData,
   ExtensionType, handshakeMessage, HandshakeType, hasExtension, parseClientHello, parseConnectionId, parseDigitallySigned,
   parseEcdhePskClientKeyExchange, parsePskIdentity, SECP256R1,
@@ -23,12 +24,19 @@ function parseEcdhPoint(body: Buffer): Buffer {
 }
 
 export class ServerConnection extends DtlsConnection {
+  /** `hello`: the ClientHello that came back with a valid cookie (the channel checked it). */
+  constructor(options: ConnectionOptions, events: ConnectionEvents, private readonly peer: Peer, hello: ClientHelloDatagram) {
+    super(options, events, hello.messageSeq + 1, hello.recordSequence);
+  }
+
+  /** Answers that ClientHello; never throws (a bad one ends the connection with an alert). */
+  start(hello: ClientHelloDatagram): void {
+    this.guard(() => this.onClientHello(parseClientHello(hello.body), hello.message));
+  }
+
   protected override handleMessage(type: number, body: Buffer, whole: Buffer, epoch: number): void {
     const unexpected = () => new DtlsAlert(AlertDescription.UnexpectedMessage, `unexpected handshake message ${type} in state ${this.state}`);
     switch (this.state) {
-      case 'wait-client-hello':
-        if (type !== HandshakeType.ClientHello) throw unexpected();
-        return this.onClientHello(body, whole);
       case 'wait-client-certificate':
         if (type !== HandshakeType.Certificate) throw unexpected();
         this.peerKey = this.acceptPeerCertificate(this.clientCertType, body);
@@ -57,10 +65,7 @@ export class ServerConnection extends DtlsConnection {
     }
   }
 
-
-
-  private onClientHello(body: Buffer, whole: Buffer): void {
-    const hello = parseClientHello(body);
+  private onClientHello(hello: ClientHello, whole: Buffer): void {
     if (hello.version > DTLS_1_2) throw new DtlsAlert(AlertDescription.ProtocolVersion, 'the client does not offer DTLS 1.2');
     if (!hello.compressionMethods.includes(0)) throw new DtlsAlert(AlertDescription.HandshakeFailure, 'no null compression offered');
     this.clientRandom = Buffer.from(hello.random);
@@ -69,7 +74,7 @@ export class ServerConnection extends DtlsConnection {
     // the server's messages continue the client's message_seq (the cookie exchange was stateless)
     this.sendSeq = this.recvSeq - 1;
     const offersEms = hasExtension(hello.extensions, ExtensionType.ExtendedMasterSecret);
-    const cached = hello.sessionId.length > 0 ? this.options.sessionFor?.(hello.sessionId) : undefined;
+    const cached = hello.sessionId.length > 0 ? this.options.sessionFor?.(hello.sessionId, this.peer) : undefined;
     // RFC 7627 §5.3: a session made with the extended master secret resumes only with it, and one made without only without
     const resumable = cached && hello.cipherSuites.includes(cached.suite) && cached.extendedMasterSecret === offersEms;
     const suiteId = resumable ? cached.suite : this.options.suites.find((s) => hello.cipherSuites.includes(s) && this.suiteUsable(s, hello));
@@ -95,7 +100,8 @@ export class ServerConnection extends DtlsConnection {
     }
     const offeredCid = extensionData(hello.extensions, ExtensionType.ConnectionId);
     if (offeredCid && this.options.newConnectionId) {
-      this.records.peerCid = own(parseConnectionId(offeredCid));
+      const peerCid = parseConnectionId(offeredCid);
+      this.records.peerCid = peerCid.length > 0 ? own(peerCid) : undefined; // none asked for: records to it carry none
       this.records.ownCid = this.options.newConnectionId();
       extensions.push({ type: ExtensionType.ConnectionId, data: encodeConnectionId(this.records.ownCid) });
     }
@@ -184,7 +190,7 @@ export class ServerConnection extends DtlsConnection {
     } else {
       identity = parsePskIdentity(body);
     }
-    const psk = this.options.pskFor?.(identity);
+    const psk = this.options.pskFor?.(identity, this.peer);
     if (!psk) throw new DtlsAlert(AlertDescription.UnknownPskIdentity, 'unknown PSK identity');
     this.identity = own(identity);
     this.transcript.push(whole);

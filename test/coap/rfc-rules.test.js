@@ -633,6 +633,7 @@ describe('CoAP message layer: RFC rules against a raw UDP peer', function () {
       assert.strictEqual(exchanges.length, 2);
       exchanges[1].respond({ code: '2.05', payload: Buffer.from('v0') });
       assert.strictEqual(exchanges[1].observing, true);
+      await p.next((m) => m.msg && m.msg.messageId === 0x6002); // sent before the close: it arrives
       let cancelled = 0;
       exchanges[1].onCancel(() => cancelled++);
       const scheduler = t.layer.scheduler; // white-box: the layer's one timer

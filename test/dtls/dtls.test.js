@@ -98,6 +98,22 @@ describe('DTLS known-answer vectors', () => {
       assert.ok(!w.fresh(s));
     }
     assert.ok(w.fresh(37) && !w.fresh(36) && !w.fresh(5));
+    // against a plain reference (a set of what was marked) over random jumps, both words and their edges
+    let seed = 7;
+    const rnd = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+    const window = new ReplayWindow();
+    const marked = new Set();
+    let highest = -1;
+    for (let i = 0; i < 20000; i++) {
+      const s = Math.max(0, highest + [1, 2, 31, 32, 33, 63, 64, 65][rnd(8)] - rnd(70));
+      const expected = s > highest || (highest - s < 64 && !marked.has(s));
+      assert.strictEqual(window.fresh(s), expected, `sequence ${s} after ${highest}`);
+      if (expected) {
+        window.mark(s);
+        marked.add(s);
+        highest = Math.max(highest, s);
+      }
+    }
   });
 });
 

@@ -4,7 +4,9 @@
  * the socket, so nothing above it knows which channel it runs on.
  */
 import * as dgram from 'dgram';
+import { lookup, LookupOneOptions } from 'dns';
 import { EventEmitter } from 'events';
+import { isIP } from 'net';
 
 export interface Peer {
   address: string;
@@ -34,6 +36,16 @@ export interface UdpChannelOptions {
   receiveBufferSize?: number;
 }
 
+/**
+ * Peers are addresses (a datagram's source) nearly always: those need no lookup, and dns.lookup
+ * would still defer every send by a tick. Host names go to dns.lookup as usual.
+ */
+function literalFirst(host: string, options: LookupOneOptions, callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
+  const family = isIP(host);
+  if (family) callback(null, host, family);
+  else lookup(host, options, callback);
+}
+
 export class UdpChannel extends EventEmitter implements DatagramChannel {
   private socket: dgram.Socket | null = null;
 
@@ -47,7 +59,7 @@ export class UdpChannel extends EventEmitter implements DatagramChannel {
 
   start(): Promise<void> {
     if (this.socket) return Promise.resolve();
-    const socket = dgram.createSocket({ type: this.options.type ?? 'udp4', reuseAddr: false });
+    const socket = dgram.createSocket({ type: this.options.type ?? 'udp4', reuseAddr: false, lookup: literalFirst });
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => {
         socket.close();

@@ -103,6 +103,7 @@ export class Lwm2mServer extends EventEmitter {
   private readonly registrations: RegistrationHandler;
   private bootstrapHandler: ((exchange: Exchange) => void) | null = null;
   private nextId = 1;
+  private started = false;
   private idPrefix = Date.now().toString(36);
 
   constructor(options: ServerOptions = {}) {
@@ -179,8 +180,9 @@ export class Lwm2mServer extends EventEmitter {
     }
   }
 
+  /** Started (saved registrations loaded too) and listening. */
   get running(): boolean {
-    return this.transport.listening || Boolean(this.secureTransport?.listening);
+    return this.started && (this.transport.listening || Boolean(this.secureTransport?.listening));
   }
 
   async start(): Promise<void> {
@@ -199,12 +201,14 @@ export class Lwm2mServer extends EventEmitter {
       });
       for (const registration of saved) if (!this.store.byEndpointName(registration.endpoint)) this.store.add(registration);
     }
+    this.started = true;
   }
 
   async stop(): Promise<void> {
     if (this.persistence && this.running) {
       await this.persistence.flush(() => this.store.list()).catch((err: Error) => this.emit('warning', err));
     }
+    this.started = false;
     this.observations.clear();
     this.queue.clear(new ServerStoppedError('server stopped before the queued request was sent'));
     this.store.clear();
