@@ -10,7 +10,7 @@ import type { Peer } from '../lwm2m/coap/channel';
 import { CertificateType, LocalCertificate, parseCertificate, PeerVerifier, publicKeyOf } from './certificates';
 import { own, sha256 } from './crypto';
 import { fragmentMessage, HANDSHAKE_HEADER, handshakeMessage, HandshakeType, parseHandshakeFragments } from './messages';
-import { RecordLayer } from './record-layer';
+import { OpenedRecord, RecordLayer, RecordSink } from './record-layer';
 import { ContentType } from './records';
 import { deriveKeys, masterSecret, verifyData, CipherSuite } from './suites';
 
@@ -87,12 +87,14 @@ type State = 'wait-server-hello' | 'wait-server-certificate' | 'wait-server-hell
   | 'wait-client-hello' | 'wait-client-certificate' | 'wait-client-key-exchange' | 'wait-certificate-verify' | 'wait-client-finished'
   | 'connected' | 'closed';
 
-export abstract class DtlsConnection {
+export abstract class DtlsConnection implements RecordSink {
   protected state: State;
   readonly records: RecordLayer;
   protected sendSeq = 0;
   protected recvSeq = 0;
   protected transcript: Buffer[] = [];
+  /** receive(): a record of the datagram authenticated and was the newest yet. */
+  private advanced = false;
   private lastHash?: { of: Buffer[]; count: number; hash: Buffer };
   /** Handshake messages being reassembled (created when needed, dropped once established: idle sessions stay small). */
   protected reassembly: Map<number, Reassembly> | undefined;
@@ -167,27 +169,33 @@ export abstract class DtlsConnection {
    */
   receive(datagram: Buffer): boolean {
     if (this.closed) return false;
-    let advanced = false;
-    this.guard(() => this.records.decode(datagram, () => {
-      // §4.1.2.7: bad records are dropped, except the peer's first protected record of a
-      // handshake: then the keys differ, which for PSK means a wrong key
-      if (!this.connected) throw new DtlsAlert(AlertDescription.DecryptError, 'the peer\'s Finished did not authenticate (wrong pre-shared key?)');
-    }, (r) => {
-      if (r.epoch > 0 && r.newest) advanced = true;
-      this.dispatch(r.type, r.epoch, r.plaintext);
-      return !this.closed;
-    }));
-    return advanced && !this.closed;
+    this.advanced = false;
+    try {
+      this.records.decode(datagram, this);
+    } catch (err) {
+      this.failWith(err);
+    }
+    return this.advanced && !this.closed;
   }
 
-  /** Runs a step of the handshake: what it throws ends the connection with the matching alert. */
-  protected guard(step: () => void): void {
-    try {
-      step();
-    } catch (err) {
-      if (err instanceof DtlsAlert) this.fail(err.description, err.message);
-      else this.fail(AlertDescription.DecodeError, `malformed handshake: ${(err as Error).message}`);
-    }
+  /** RecordSink: a protected record that did not authenticate. */
+  badRecord(): void {
+    // §4.1.2.7: bad records are dropped, except the peer's first protected record of a
+    // handshake: then the keys differ, which for PSK means a wrong key
+    if (!this.connected) throw new DtlsAlert(AlertDescription.DecryptError, 'the peer\'s Finished did not authenticate (wrong pre-shared key?)');
+  }
+
+  /** RecordSink: a record that authenticated; false stops the datagram's other records. */
+  record(r: OpenedRecord): boolean {
+    if (r.epoch > 0 && r.newest) this.advanced = true;
+    this.dispatch(r.type, r.epoch, r.plaintext);
+    return !this.closed;
+  }
+
+  /** What a step of the handshake threw ends the connection with the matching alert. */
+  protected failWith(err: unknown): void {
+    if (err instanceof DtlsAlert) this.fail(err.description, err.message);
+    else this.fail(AlertDescription.DecodeError, `malformed handshake: ${(err as Error).message}`);
   }
 
   protected dispatch(type: number, epoch: number, plaintext: Buffer): void {
@@ -455,6 +463,7 @@ export abstract class DtlsConnection {
     if (this.closed) return;
     this.state = 'closed';
     this.stopFlightTimer();
+    this.records.dispose();
     this.flight = [];
     this.transcript = [];
     this.reassembly = undefined;

@@ -4,6 +4,8 @@
  * AES-128-CBC with HMAC-SHA256, MAC-then-encrypt (RFC 5246 §6.2.3.2).
  */
 import { createCipheriv, createDecipheriv, createHash, createHmac, KeyObject, randomBytes, randomFillSync, timingSafeEqual } from 'crypto';
+import * as cryptoModule from 'crypto';
+import { CcmCipher } from './ccm';
 
 /**
  * A copy of `buf` in memory of its own. Small buffers made with Buffer.from/concat are slices of
@@ -47,16 +49,41 @@ export function sha256(...data: Buffer[]): Buffer {
 /** PRF(secret, label, seed) = P_SHA256(secret, label + seed), `length` bytes. */
 const labels = new Map<string, Buffer>();
 
+/** The HMAC-SHA256 key blocks K ⊕ ipad and K ⊕ opad (RFC 2104), for a key of at most 64 bytes. */
+function hmacPads(key: Buffer): [Buffer, Buffer] {
+  const inner = Buffer.alloc(64, 0x36);
+  const outer = Buffer.alloc(64, 0x5c);
+  for (let i = 0; i < key.length; i++) {
+    inner[i] ^= key[i];
+    outer[i] ^= key[i];
+  }
+  return [inner, outer];
+}
+
+/**
+ * HMAC-SHA256 from its key blocks, with one-shot hashes: the PRF runs four to eight HMACs under
+ * one key, and createHmac sets the key up again for each (a third of a full handshake's CPU).
+ */
+function hmacWithPads([inner, outer]: [Buffer, Buffer], ...data: Buffer[]): Buffer {
+  return oneShotSha256(Buffer.concat([outer, oneShotSha256(Buffer.concat([inner, ...data]))]));
+}
+
+/** crypto.hash where Node has it (20.12+), createHash otherwise. */
+const oneShotSha256: (data: Buffer) => Buffer = typeof (cryptoModule as { hash?: unknown }).hash === 'function'
+  ? (data) => (cryptoModule as unknown as { hash(algorithm: string, data: Buffer, encoding: 'buffer'): Buffer }).hash('sha256', data, 'buffer')
+  : (data) => createHash('sha256').update(data).digest();
+
 export function prf(secret: Buffer, label: string, seed: Buffer, length: number): Buffer {
   let labelBytes = labels.get(label);
   if (!labelBytes) labels.set(label, (labelBytes = Buffer.from(label, 'ascii'))); // a handful of labels, each made once
   const labelSeed = Buffer.concat([labelBytes, seed]);
+  const pads = secret.length <= 64 ? hmacPads(secret) : hmacPads(oneShotSha256(secret));
   const out: Buffer[] = [];
   let total = 0;
   let a: Buffer = labelSeed;
   while (total < length) {
-    a = hmacSha256(secret, a);
-    const block = hmacSha256(secret, a, labelSeed);
+    a = hmacWithPads(pads, a);
+    const block = hmacWithPads(pads, a, labelSeed);
     out.push(block);
     total += block.length;
   }
@@ -75,6 +102,8 @@ export interface RecordProtection {
   seal(sequence: Buffer, aad: Buffer, plaintext: Buffer): Buffer;
   /** Undefined when the record does not authenticate. */
   open(sequence: Buffer, aad: Buffer, fragment: Buffer): Buffer | undefined;
+  /** The keys are no longer used (the connection ended): what holds them can go. */
+  dispose?(): void;
 }
 
 function additionalData(prefix: Buffer, length: number): Buffer {
@@ -86,6 +115,15 @@ function additionalData(prefix: Buffer, length: number): Buffer {
 
 const CCM_TAG = 8;
 
+/**
+ * AES contexts for the CCM keys of busy sessions (see ccm.ts), least recently used first. A key
+ * gets one from its HOT_USES-th record on: handshakes and idle sessions never hold one (a context
+ * is ~1 KB, mostly outside the heap), a session carrying traffic keeps its own. Bounded.
+ */
+const MAX_CCM_CONTEXTS = 1024;
+const HOT_USES = 4;
+const ccmContexts = new Map<Ccm8Protection, CcmCipher>();
+
 /** AES-128-CCM-8: nonce = 4-byte implicit IV ‖ 8-byte explicit nonce (the record's epoch‖sequence). */
 export class Ccm8Protection implements RecordProtection {
   readonly overhead = 8 + CCM_TAG;
@@ -93,6 +131,7 @@ export class Ccm8Protection implements RecordProtection {
   private readonly key: Buffer;
   /** The implicit IV as a number: an idle session holds two of these, and a Buffer costs ~200 bytes. */
   private readonly salt: number;
+  private uses = 0;
 
   constructor(key: Buffer, salt: Buffer) {
     this.key = own(key); // a copy: the key block it comes from is a slice of a shared pool
@@ -106,10 +145,27 @@ export class Ccm8Protection implements RecordProtection {
     return nonce;
   }
 
+  /** This key's AES contexts once it is busy, else undefined (one-shot ciphers then). */
+  private context(): CcmCipher | undefined {
+    if (++this.uses < HOT_USES) return undefined;
+    let cipher = ccmContexts.get(this);
+    if (cipher) {
+      ccmContexts.delete(this);
+    } else {
+      cipher = new CcmCipher(this.key);
+      if (ccmContexts.size >= MAX_CCM_CONTEXTS) ccmContexts.delete(ccmContexts.keys().next().value as Ccm8Protection);
+    }
+    ccmContexts.set(this, cipher);
+    return cipher;
+  }
+
   seal(sequence: Buffer, aad: Buffer, plaintext: Buffer): Buffer {
     const nonce = this.nonce(sequence);
+    const fullAad = additionalData(aad, plaintext.length);
+    const context = this.context();
+    if (context) return Buffer.concat([sequence, context.seal(nonce, fullAad, plaintext)]);
     const cipher = createCipheriv('aes-128-ccm', this.key, nonce, { authTagLength: CCM_TAG });
-    cipher.setAAD(additionalData(aad, plaintext.length), { plaintextLength: plaintext.length });
+    cipher.setAAD(fullAad, { plaintextLength: plaintext.length });
     const body = cipher.update(plaintext);
     cipher.final();
     return Buffer.concat([sequence, body, cipher.getAuthTag()]);
@@ -117,19 +173,25 @@ export class Ccm8Protection implements RecordProtection {
 
   open(_sequence: Buffer, aad: Buffer, fragment: Buffer): Buffer | undefined {
     if (fragment.length < this.overhead) return undefined;
-    const explicit = fragment.subarray(0, 8);
+    const nonce = this.nonce(fragment.subarray(0, 8));
     const body = fragment.subarray(8, fragment.length - CCM_TAG);
-    const tag = fragment.subarray(fragment.length - CCM_TAG);
+    const fullAad = additionalData(aad, body.length);
+    const context = this.context();
+    if (context) return context.open(nonce, fullAad, fragment.subarray(8));
     try {
-      const decipher = createDecipheriv('aes-128-ccm', this.key, this.nonce(explicit), { authTagLength: CCM_TAG });
-      decipher.setAuthTag(tag);
-      decipher.setAAD(additionalData(aad, body.length), { plaintextLength: body.length });
+      const decipher = createDecipheriv('aes-128-ccm', this.key, nonce, { authTagLength: CCM_TAG });
+      decipher.setAuthTag(fragment.subarray(fragment.length - CCM_TAG));
+      decipher.setAAD(fullAad, { plaintextLength: body.length });
       const plain = decipher.update(body);
       decipher.final();
       return plain;
     } catch {
       return undefined;
     }
+  }
+
+  dispose(): void {
+    ccmContexts.delete(this);
   }
 }
 

@@ -84,9 +84,28 @@ function parseExtensions(r: Reader): Extension[] {
   return out;
 }
 
+function extensionsLength(extensions: Extension[]): number {
+  let n = extensions.length > 0 ? 2 : 0;
+  for (const e of extensions) n += 4 + e.data.length;
+  return n;
+}
+
+/** Writes the extensions block (nothing when there are none) at `at`; returns where it ends. */
+function writeExtensions(out: Buffer, at: number, extensions: Extension[]): number {
+  if (extensions.length === 0) return at;
+  at = out.writeUInt16BE(extensionsLength(extensions) - 2, at);
+  for (const e of extensions) {
+    at = out.writeUInt16BE(e.type, at);
+    at = out.writeUInt16BE(e.data.length, at);
+    at += e.data.copy(out, at);
+  }
+  return at;
+}
+
 function encodeExtensions(extensions: Extension[]): Buffer {
-  if (extensions.length === 0) return Buffer.alloc(0);
-  return vector(2, Buffer.concat(extensions.map((e) => Buffer.concat([u16(e.type), vector(2, e.data)]))));
+  const out = Buffer.allocUnsafe(extensionsLength(extensions));
+  writeExtensions(out, 0, extensions);
+  return out;
 }
 
 export interface ClientHello {
@@ -175,7 +194,15 @@ export function parseServerHello(body: Buffer): ServerHello {
 }
 
 export function encodeServerHello(h: ServerHello): Buffer {
-  return Buffer.concat([u16(h.version), h.random, vector(1, h.sessionId), u16(h.cipherSuite), u8(h.compressionMethod), encodeExtensions(h.extensions)]);
+  const out = Buffer.allocUnsafe(2 + 32 + 1 + h.sessionId.length + 2 + 1 + extensionsLength(h.extensions));
+  let at = out.writeUInt16BE(h.version, 0);
+  at += h.random.copy(out, at, 0, 32);
+  out[at++] = h.sessionId.length;
+  at += h.sessionId.copy(out, at);
+  at = out.writeUInt16BE(h.cipherSuite, at);
+  out[at++] = h.compressionMethod;
+  writeExtensions(out, at, h.extensions);
+  return out;
 }
 
 export function parseHelloVerifyRequest(body: Buffer): { version: number; cookie: Buffer } {

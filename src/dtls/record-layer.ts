@@ -4,7 +4,7 @@
  * a peer that asked for a CID go out as tls12_cid with the real type inside the plaintext.
  */
 import type { RecordProtection } from './crypto';
-import { ContentType, DTLS_1_2, DtlsRecord, parseRecords, recordHeader, ReplayWindow, sequenceBytes } from './records';
+import { ContentType, DTLS_1_2, DtlsRecord, parseRecords, recordHeader, ReplayWindow } from './records';
 
 interface WriteState { protection: RecordProtection | null; sequence: number }
 interface ReadState { protection: RecordProtection | null; window: ReplayWindow }
@@ -15,6 +15,14 @@ export interface OpenedRecord {
   epoch: number;
   plaintext: Buffer;
   newest: boolean;
+}
+
+/** Who hears of a datagram's records (the connection: no closures per datagram). */
+export interface RecordSink {
+  /** A protected record did not authenticate (during a handshake that means wrong keys). */
+  badRecord(): void;
+  /** A record authenticated and is fresh; false: drop the rest of the datagram. */
+  record(record: OpenedRecord): boolean;
 }
 
 const CID_PLACEHOLDER = Buffer.alloc(8, 0xff);
@@ -51,6 +59,12 @@ export class RecordLayer {
     this.pendingRead = null;
   }
 
+  /** The connection ended: its keys go (with any AES contexts kept for them). */
+  dispose(): void {
+    for (const state of [...this.writes, ...this.reads]) state?.protection?.dispose?.();
+    this.pendingRead?.dispose?.();
+  }
+
   activateWrite(): void {
     this.writeEpoch = Math.max(this.writeEpoch, 1);
   }
@@ -67,28 +81,27 @@ export class RecordLayer {
       }
       return Buffer.concat([recordHeader(type, DTLS_1_2, epoch, sequence, fragment.length), fragment]);
     }
-    const seq = sequenceBytes(epoch, sequence);
     // RFC 9146 §4: DTLSInnerPlaintext = content ‖ real type (no padding), outer type tls12_cid
     const inner = Buffer.concat([plaintext, Buffer.from([type])]);
-    const fragment = state.protection.seal(seq, cidAad(seq, cid), inner);
+    const aad = cidAad(epoch, sequence, cid);
+    const fragment = state.protection.seal(aad.subarray(CID_SEQUENCE_AT, CID_SEQUENCE_AT + 8), aad, inner);
     const header = recordHeader(ContentType.Tls12Cid, DTLS_1_2, epoch, sequence, fragment.length);
     return Buffer.concat([header.subarray(0, 11), cid, header.subarray(11), fragment]);
   }
 
   /**
-   * Hands each record of a datagram that authenticates and is not a replay to `onRecord`, one at a
-   * time: a ChangeCipherSpec must take effect before the Finished behind it in the same datagram is
-   * opened. `onBadRecord` hears of a protected record that failed to authenticate (during a
-   * handshake that means wrong keys).
+   * Hands each record of a datagram that authenticates and is not a replay to the sink, one at a
+   * time: a ChangeCipherSpec must take effect before the Finished behind it in the same datagram
+   * is opened.
    */
-  decode(datagram: Buffer, onBadRecord: () => void, onRecord: (record: OpenedRecord) => boolean): void {
+  decode(datagram: Buffer, sink: RecordSink): void {
     for (const record of parseRecords(datagram, this.ownCid?.length ?? 0)) {
-      const opened = this.open(record, onBadRecord);
-      if (opened && !onRecord(opened)) return;
+      const opened = this.open(record, sink);
+      if (opened && !sink.record(opened)) return;
     }
   }
 
-  private open(record: DtlsRecord, onBadRecord: () => void): OpenedRecord | undefined {
+  private open(record: DtlsRecord, sink: RecordSink): OpenedRecord | undefined {
     const { epoch, sequence } = record;
     const read = this.reads[epoch];
     // the current epoch, or epoch 0 handshake retransmissions from a peer that missed our last flight
@@ -98,9 +111,9 @@ export class RecordLayer {
     let plaintext = record.fragment;
     if (record.type === ContentType.Tls12Cid) {
       if (!read.protection || !this.ownCid || !record.cid?.equals(this.ownCid)) return undefined;
-      const seq = sequenceBytes(epoch, sequence);
-      const inner = read.protection.open(seq, cidAad(seq, this.ownCid), record.fragment);
-      if (!inner) return void onBadRecord();
+      const aad = cidAad(epoch, sequence, this.ownCid);
+      const inner = read.protection.open(aad.subarray(CID_SEQUENCE_AT, CID_SEQUENCE_AT + 8), aad, record.fragment);
+      if (!inner) return void sink.badRecord();
       let end = inner.length;
       while (end > 0 && inner[end - 1] === 0) end--; // zero padding
       if (end === 0) return undefined;
@@ -109,7 +122,7 @@ export class RecordLayer {
     } else if (read.protection) {
       const aad = plainAad(epoch, sequence, type);
       const opened = read.protection.open(aad.subarray(0, 8), aad, record.fragment);
-      if (!opened) return void onBadRecord();
+      if (!opened) return void sink.badRecord();
       plaintext = opened;
     }
     const newest = sequence > read.window.highestSeen;
@@ -128,7 +141,19 @@ function plainAad(epoch: number, sequence: number, type: number): Buffer {
   return aad;
 }
 
-/** RFC 9146 §5: placeholder ‖ tls12_cid ‖ cid_length ‖ tls12_cid ‖ version ‖ epoch ‖ sequence ‖ cid. */
-function cidAad(seq: Buffer, cid: Buffer): Buffer {
-  return Buffer.concat([CID_PLACEHOLDER, Buffer.from([ContentType.Tls12Cid, cid.length, ContentType.Tls12Cid, 0xfe, 0xfd]), seq, cid]);
+/** Where epoch ‖ sequence sits in the CID additional data. */
+const CID_SEQUENCE_AT = 13;
+
+/** RFC 9146 §5: placeholder ‖ tls12_cid ‖ cid_length ‖ tls12_cid ‖ version ‖ epoch ‖ sequence ‖ cid, in one allocation. */
+function cidAad(epoch: number, sequence: number, cid: Buffer): Buffer {
+  const aad = Buffer.allocUnsafe(CID_SEQUENCE_AT + 8 + cid.length);
+  CID_PLACEHOLDER.copy(aad, 0);
+  aad[8] = ContentType.Tls12Cid;
+  aad[9] = cid.length;
+  aad[10] = ContentType.Tls12Cid;
+  aad.writeUInt16BE(DTLS_1_2, 11);
+  aad.writeUInt16BE(epoch, CID_SEQUENCE_AT);
+  aad.writeUIntBE(sequence, CID_SEQUENCE_AT + 2, 6);
+  cid.copy(aad, CID_SEQUENCE_AT + 8);
+  return aad;
 }

@@ -31,7 +31,11 @@ export class ServerConnection extends DtlsConnection {
 
   /** Answers that ClientHello; never throws (a bad one ends the connection with an alert). */
   start(hello: ClientHelloDatagram): void {
-    this.guard(() => this.onClientHello(parseClientHello(hello.body), hello.message));
+    try {
+      this.onClientHello(parseClientHello(hello.body), hello.message);
+    } catch (err) {
+      this.failWith(err);
+    }
   }
 
   protected override handleMessage(type: number, body: Buffer, whole: Buffer, epoch: number): void {

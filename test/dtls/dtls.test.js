@@ -40,10 +40,10 @@ function run(cmd, args, { input, ms = 8000, until } = {}) {
       clearTimeout(timer);
       resolve({ code, out });
     });
-    if (input !== undefined) {
-      p.stdin.write(input);
-      setTimeout(() => p.stdin.end(), 800);
-    }
+    // input: a string, or chunks written 60 ms apart (s_client sends each as its own record)
+    const chunks = input === undefined ? [] : [].concat(input);
+    chunks.forEach((chunk, i) => setTimeout(() => p.stdin.write(chunk), 60 * i));
+    if (input !== undefined) setTimeout(() => p.stdin.end(), 800 + 60 * chunks.length);
   });
 }
 
@@ -74,6 +74,41 @@ describe('DTLS known-answer vectors', () => {
     assert.strictEqual(p.open(seq, aad(seq), tampered), undefined);
     const other = Buffer.from('0001000000000008', 'hex');
     assert.strictEqual(p.open(other, aad(other), sealed), undefined, 'sequence is authenticated');
+  });
+
+  it('AES-128-CCM-8 on long-lived AES contexts (busy sessions) matches OpenSSL\'s CCM byte for byte', () => {
+    const crypto = require('crypto');
+    const { CcmCipher } = require('../../dist/dtls/ccm');
+    const seeded = (n, k) => crypto.createHash('sha256').update(`${n}/${k}`).digest().subarray(0, n % 33);
+    for (let k = 0; k < 40; k++) {
+      const key = crypto.createHash('md5').update(String(k)).digest();
+      const cipher = new CcmCipher(key);
+      for (let j = 0; j < 25; j++) {
+        // lengths across block edges, with and without additional data; the same contexts all along
+        const nonce = crypto.createHash('sha256').update(`n${k}/${j}`).digest().subarray(0, 12);
+        const aad = j % 5 === 0 ? Buffer.alloc(0) : seeded(j * 7 + 13, k);
+        const plaintext = Buffer.concat([seeded(j * 11 + 1, k), seeded(j * 3 + 17, k)]);
+        if (plaintext.length === 0) continue; // OpenSSL's CCM wants at least one byte through update()
+        const reference = crypto.createCipheriv('aes-128-ccm', key, nonce, { authTagLength: 8 });
+        reference.setAAD(aad, { plaintextLength: plaintext.length });
+        const expected = Buffer.concat([reference.update(plaintext), reference.final(), reference.getAuthTag()]);
+        assert.strictEqual(cipher.seal(nonce, aad, plaintext).toString('hex'), expected.toString('hex'), `seal ${k}/${j}`);
+        assert.ok(cipher.open(nonce, aad, expected).equals(plaintext), `open ${k}/${j}`);
+        const tampered = Buffer.from(expected);
+        tampered[j % tampered.length] ^= 0x10;
+        assert.strictEqual(cipher.open(nonce, aad, tampered), undefined, `tampered ${k}/${j}`);
+      }
+    }
+    // through the record protection: its first records use one-shot ciphers, later ones the contexts
+    const p = new Ccm8Protection(Buffer.alloc(16, 5), Buffer.from('0a0b0c0d', 'hex'));
+    const q = new Ccm8Protection(Buffer.alloc(16, 5), Buffer.from('0a0b0c0d', 'hex'));
+    for (let i = 0; i < 12; i++) {
+      const seq = Buffer.from(`00010000000000${(i + 16).toString(16)}`, 'hex');
+      const aad = Buffer.concat([seq, Buffer.from([23, 0xfe, 0xfd])]);
+      const sealed = p.seal(seq, aad, Buffer.from(`record ${i}`));
+      assert.strictEqual(q.open(seq, aad, sealed).toString(), `record ${i}`);
+      assert.ok(sealed.equals(new Ccm8Protection(Buffer.alloc(16, 5), Buffer.from('0a0b0c0d', 'hex')).seal(seq, aad, Buffer.from(`record ${i}`))), 'one-shot and context seal alike');
+    }
   });
 
   it('AES-128-CBC + HMAC-SHA256 records: round trip, bad MAC and bad padding both refused', () => {
@@ -150,8 +185,10 @@ describe('DTLS with independent peers', function () {
       const ch = await server();
       const handshake = nextEvent(ch, 'handshake', 8000);
       const got = nextEvent(ch, 'datagram', 8000);
+      // eight records each way: past the first few a busy session's CCM keys run on long-lived AES contexts
+      const lines = ['hello\n', ...Array.from({ length: 7 }, (_, i) => `line ${i + 2}\n`)];
       const r = run('openssl', ['s_client', '-dtls1_2', '-connect', `127.0.0.1:${ch.address().port}`, '-psk_identity', 'dev1', '-psk', KEY_HEX,
-        '-cipher', `${cipher}:@SECLEVEL=0`, '-ign_eof'], { input: 'hello\n', until: /echo:hello/ });
+        '-cipher', `${cipher}:@SECLEVEL=0`, '-ign_eof'], { input: lines, until: /echo:line 8/ });
       const e = await handshake;
       assert.strictEqual(e.identity, 'dev1');
       assert.strictEqual(e.cipherSuite, suite);
@@ -160,7 +197,7 @@ describe('DTLS with independent peers', function () {
       assert.strictEqual(peer.identity, 'dev1');
       const { out } = await r;
       assert.match(out, /Extended master secret: yes/);
-      assert.match(out, /echo:hello/);
+      for (const line of lines) assert.ok(out.includes(`echo:${line}`), `echo of ${line.trim()}`);
     });
 
     it(`is a client of openssl s_server with ${cipher}`, async function () {
@@ -175,8 +212,10 @@ describe('DTLS with independent peers', function () {
       const handshake = nextEvent(ch, 'handshake', 8000);
       ch.send(Buffer.from('hello from lwm2m-kit\n'), { address: '127.0.0.1', port });
       assert.strictEqual((await handshake).cipherSuite, suite);
-      for (let i = 0; i < 40 && !out.includes('hello from lwm2m-kit'); i++) await delay(50);
+      for (let i = 2; i <= 8; i++) ch.send(Buffer.from(`record ${i}\n`), { address: '127.0.0.1', port });
+      for (let i = 0; i < 40 && !out.includes('record 8'); i++) await delay(50);
       assert.match(out, /hello from lwm2m-kit/);
+      for (let i = 2; i <= 8; i++) assert.ok(out.includes(`record ${i}`), `OpenSSL opened record ${i}`);
       assert.match(out, new RegExp(`CIPHER is ${cipher}`));
     });
   }
