@@ -28,7 +28,10 @@ interface BootstrapNodeDef extends NodeDef {
 }
 
 interface Credentials {
-  /** JSON: {"<ssid>": {"identity": "...", "key": "<hex>"}} */
+  /**
+   * JSON by short server id: PSK {"identity": "...", "key": "<hex>"}; raw public key
+   * {"privateKey": "<PEM>" or "generate", "serverKey": "<PEM>"}; X.509 {"privateKey", "certificate", "serverKey"} in PEM.
+   */
   psk?: string;
 }
 
@@ -47,25 +50,33 @@ export = function register(RED: NodeAPI): void {
     const added = new Set<string>();
 
     const fromEditor = (): BootstrapConfig => {
-      let secrets: Record<string, { identity?: string; key?: string }> = {};
+      if (!def.endpoint) throw new MessageError('give the endpoint name or pattern this configuration is for ("*" for every device)');
+      let secrets: Record<string, { identity?: string; key?: string; privateKey?: string; certificate?: string; serverKey?: string }> = {};
       if (node.credentials?.psk) {
         try {
           secrets = JSON.parse(node.credentials.psk) as typeof secrets;
         } catch {
-          throw new MessageError('PSK credentials are not valid JSON');
+          throw new MessageError('the credentials are not valid JSON');
         }
       }
       const servers: BootstrapServerAccount[] = (def.servers ?? []).map((row) => {
-        // PSK with nothing typed: each device gets its endpoint name as identity and a key of its own
-        const secret = secrets[String(row.ssid)] ?? (row.security === 'psk' ? { identity: '{ep}', key: 'random' } : {});
+        // nothing typed: with PSK each device gets its endpoint name as identity and a key of its
+        // own; with a raw public key, a key pair of its own
+        const securityMode = (['psk', 'rpk', 'x509'] as const).find((m) => m === row.security) ?? 'nosec';
+        const typed = secrets[String(row.ssid)];
+        const secret = securityMode === 'psk' ? typed ?? { identity: '{ep}', key: 'random' }
+          : securityMode === 'rpk' ? { privateKey: 'generate', ...typed } : typed ?? {};
         return {
           uri: row.uri,
           shortServerId: Number(row.ssid),
           lifetime: row.lifetime === undefined || row.lifetime === '' ? undefined : Number(row.lifetime),
           binding: row.binding || undefined,
-          securityMode: row.security === 'psk' ? 'psk' : 'nosec',
+          securityMode,
           pskIdentity: secret.identity,
           pskKey: secret.key,
+          privateKey: secret.privateKey,
+          certificate: secret.certificate,
+          serverKey: secret.serverKey,
         };
       });
       let extraWrites: Record<string, ValueTree> | undefined;
@@ -77,7 +88,7 @@ export = function register(RED: NodeAPI): void {
         }
       }
       const deletePaths = def.deletePaths ? def.deletePaths.split(/[\s,]+/).filter(Boolean) : undefined;
-      return { endpoint: def.endpoint || '*', servers, deletePaths, extraWrites, keysOverNoSec: def.keysOverNoSec === true };
+      return { endpoint: def.endpoint, servers, deletePaths, extraWrites, keysOverNoSec: def.keysOverNoSec === true };
     };
 
     try {

@@ -4,7 +4,6 @@
  * extra objects, Finish — from the same socket as the LwM2M server. Sessions run concurrently and
  * never block each other or the registration interface.
  */
-import { randomBytes } from 'crypto';
 import { EventEmitter } from 'events';
 import { CoapTimeoutError, CoapTransport, Exchange, Peer } from '../coap/transport';
 import { DecodeError, encodeRecords, FORMAT_CODES, FormatName, formatName, Link, parseLinkFormat, treeToRecords } from '../content';
@@ -12,7 +11,7 @@ import { ObjectRegistry } from '../model';
 import { formatPath, parsePath } from '../path';
 import { Lwm2mError, ResourceRecord, ResourceValue } from '../types';
 import {
-  BootstrapConfig, BootstrapConfigError, BootstrapServerAccount, matchScore, SECURITY_MODE_CODES, validateConfig,
+  accountForDevice, BootstrapConfig, BootstrapConfigError, BootstrapServerAccount, DeviceAccount, handsOutSecrets, matchScore, SECURITY_MODE_CODES, validateConfig,
 } from './bootstrap-config';
 import { parseQuery } from './registration';
 
@@ -40,10 +39,11 @@ export interface BootstrapServerOptions {
   sessionTimeoutMs?: number;
   requestTimeoutMs?: number;
   /**
-   * Told the PSK credentials of each server account just before they are written to a device, so
-   * the server they are for accepts them without their being typed twice.
+   * Told the credentials of each secure server account (PSK, raw public key, X.509) just before
+   * they are written to a device, so the server they are for accepts them without their being
+   * typed twice (serverCredentialOf says what that server must know).
    */
-  onCredentials?: (endpoint: string, account: BootstrapServerAccount) => void;
+  onCredentials?: (endpoint: string, account: DeviceAccount) => void;
 }
 
 interface Session {
@@ -119,10 +119,10 @@ export class BootstrapServer extends EventEmitter {
       this.emitEvent({ endpoint, event: 'failed', step: 'request', code: '4.00', error: 'no bootstrap configuration', address: req.peer.address, port: req.peer.port });
       return;
     }
-    if (req.peer.identity === undefined && !config.keysOverNoSec && config.servers.some((s) => s.securityMode === 'psk')) {
+    if (req.peer.identity === undefined && !config.keysOverNoSec && config.servers.some(handsOutSecrets)) {
       // DESIGN §5b: keys are not sent in the clear unless a configuration says so
       exchange.respond({ code: '4.01', payload: Buffer.from('this configuration hands out keys: bootstrap over DTLS') });
-      this.emitEvent({ endpoint, event: 'failed', step: 'request', code: '4.01', error: 'PSK keys are not sent over NoSec (tick "keys over NoSec" to allow it)', address: req.peer.address, port: req.peer.port });
+      this.emitEvent({ endpoint, event: 'failed', step: 'request', code: '4.01', error: 'keys are not sent over NoSec (tick "keys over NoSec" to allow it)', address: req.peer.address, port: req.peer.port });
       return;
     }
     const pct = Number(query.get('pct'));
@@ -181,8 +181,8 @@ export class BootstrapServer extends EventEmitter {
       for (const [i, account] of config.servers.entries()) {
         while (usedSecurity.has(securityId)) securityId++;
         usedSecurity.add(securityId);
-        const given = forDevice(account, endpoint);
-        if (given.securityMode === 'psk') this.options.onCredentials?.(endpoint, given);
+        const given = accountForDevice(account, endpoint);
+        if (given.securityMode !== 'nosec') this.options.onCredentials?.(endpoint, given);
         await this.write(step, `/0/${securityId}`, securityValues(given), format);
         await this.write(step, `/1/${i}`, serverValues(account), format);
       }
@@ -213,25 +213,21 @@ export class BootstrapServer extends EventEmitter {
   }
 }
 
-/** The account as one device gets it: `{ep}` in the identity filled in, a "random" key drawn. */
-function forDevice(account: BootstrapServerAccount, endpoint: string): BootstrapServerAccount {
-  if (account.securityMode !== 'psk') return account;
-  return {
-    ...account,
-    pskIdentity: (account.pskIdentity ?? '').split('{ep}').join(endpoint),
-    pskKey: account.pskKey === 'random' ? randomBytes(16) : account.pskKey,
-  };
-}
-
-function securityValues(account: BootstrapServerAccount): Record<number, ResourceValue> {
-  const psk = account.securityMode === 'psk';
+/**
+ * /0/x as LwM2M Core §E.1 has it: /3 the device's PSK identity, public key or certificate; /4 the
+ * server's public key or certificate; /5 the PSK or the device's private key (PKCS#8).
+ */
+function securityValues(account: DeviceAccount): Record<number, ResourceValue> {
+  const bytes = (v: unknown): Buffer => (Buffer.isBuffer(v) ? v : Buffer.alloc(0));
+  const mode = account.securityMode;
+  const own = mode === 'psk' ? Buffer.from(account.pskIdentity ?? '', 'utf8') : mode === 'rpk' ? bytes(account.publicKey) : bytes(account.certificate);
   return {
     0: account.uri,
     1: false,
-    2: SECURITY_MODE_CODES[account.securityMode],
-    3: psk ? Buffer.from(account.pskIdentity ?? '', 'utf8') : Buffer.alloc(0),
-    4: Buffer.alloc(0),
-    5: psk && Buffer.isBuffer(account.pskKey) ? account.pskKey : Buffer.alloc(0),
+    2: SECURITY_MODE_CODES[mode],
+    3: own,
+    4: bytes(account.serverKey),
+    5: mode === 'psk' ? bytes(account.pskKey) : bytes(account.privateKey),
     10: account.shortServerId,
   };
 }
