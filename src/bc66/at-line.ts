@@ -3,6 +3,7 @@
  * results and URCs (reference: shared/reference/bc66-lwm2m-at.md). Lenient when reading: quoted
  * or bare fields, stray bytes, lone CR or LF.
  */
+import { Lwm2mError } from '../lwm2m/types';
 
 export const MAX_LINE = 1400;
 
@@ -68,9 +69,20 @@ export function finalResult(line: string): FinalResult | undefined {
   return undefined;
 }
 
-/** Formats one AT command argument: numbers bare, strings quoted (quotes are not allowed inside). */
+export class AtArgumentError extends Lwm2mError {}
+
+/**
+ * Formats one AT command argument: numbers bare, strings quoted. The BC66 has no escape for a
+ * quote or a line break inside a string (reference: the AT command syntax), so a quote becomes an
+ * apostrophe and control characters are refused: a CR or LF would end the command and start
+ * another one (`"Cel\r\nAT+QLWDEREG"` deregistered the device).
+ */
 export function atArg(value: string | number): string {
-  if (typeof value === 'number') return String(value);
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new AtArgumentError(`${value} cannot be sent to the modem: not a finite number`);
+    return String(value);
+  }
+  if (/[\x00-\x1f\x7f]/.test(value)) throw new AtArgumentError(`a string with a line break or control character (${JSON.stringify(value.slice(0, 40))}) cannot be sent to the modem`);
   return `"${value.replace(/"/g, "'")}"`;
 }
 

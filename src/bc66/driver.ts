@@ -34,6 +34,8 @@ export interface Urc {
 
 interface PendingCommand {
   line: string;
+  /** The line as errors and 'tx' events show it: secrets (PSK identity and key) hidden. */
+  shown: string;
   expect?: string;
   timeoutMs: number;
   lines: string[];
@@ -150,9 +152,11 @@ export class Bc66Driver extends EventEmitter {
    * Sends one command and resolves with its result lines once OK arrives. `expect` is the prefix
    * of the result lines that belong to this command (e.g. '+CGSN'); everything else is a URC.
    */
-  command(line: string, opts: { timeoutMs?: number; expect?: string } = {}): Promise<{ lines: string[] }> {
+  command(line: string, opts: { timeoutMs?: number; expect?: string; shown?: string } = {}): Promise<{ lines: string[] }> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ line, expect: opts.expect?.toUpperCase(), timeoutMs: opts.timeoutMs ?? this.options.commandTimeoutMs, lines: [], resolve, reject });
+      this.queue.push({
+        line, shown: opts.shown ?? line, expect: opts.expect?.toUpperCase(), timeoutMs: opts.timeoutMs ?? this.options.commandTimeoutMs, lines: [], resolve, reject,
+      });
       this.next();
     });
   }
@@ -169,10 +173,10 @@ export class Bc66Driver extends EventEmitter {
     cmd.timer = setTimeout(() => {
       if (this.current !== cmd) return;
       this.current = null;
-      cmd.reject(new Bc66TimeoutError(`${cmd.line}: no final result within ${cmd.timeoutMs} ms`));
+      cmd.reject(new Bc66TimeoutError(`${cmd.shown}: no final result within ${cmd.timeoutMs} ms`));
       this.next();
     }, cmd.timeoutMs);
-    this.emit('tx', cmd.line);
+    this.emit('tx', cmd.shown);
     port.write(`${cmd.line}\r\n`);
   }
 
@@ -192,7 +196,7 @@ export class Bc66Driver extends EventEmitter {
         if (line === cmd.line) return; // echo (before ATE0)
         const final = finalResult(line);
         if (final) {
-          this.finish(cmd, final.ok ? null : new Bc66CommandError(cmd.line, final.code, final.text));
+          this.finish(cmd, final.ok ? null : new Bc66CommandError(cmd.shown, final.code, final.text));
           return;
         }
         if (cmd.expect && line.toUpperCase().startsWith(cmd.expect)) {

@@ -142,11 +142,13 @@ export class Bc66Lwm2m extends EventEmitter {
   private async configure(): Promise<void> {
     const c = this.config;
     const args = [c.mode === 'bootstrap' ? 1 : 0, atArg(c.serverHost), c.serverPort, atArg(this.endpoint), c.lifetime, c.security === 'psk' ? 0 : 3];
+    const shown = `AT+QLWCONFIG=${args.join(',')}`;
     if (c.security === 'psk') {
       if (!c.pskIdentity || !c.pskKey || !/^([0-9a-fA-F]{2})+$/.test(c.pskKey)) throw new Bc66Error('PSK security needs an identity and a hex key');
       args.push(atArg(c.pskIdentity), atArg(c.pskKey));
     }
-    await this.driver.command(`AT+QLWCONFIG=${args.join(',')}`);
+    // errors and logs show the command without the PSK identity and key
+    await this.driver.command(`AT+QLWCONFIG=${args.join(',')}`, { shown: c.security === 'psk' ? `${shown},<identity>,<key>` : shown });
     for (const obj of c.objects) await this.addObject(obj);
   }
 
@@ -236,6 +238,7 @@ export class Bc66Lwm2m extends EventEmitter {
   async setValue(path: string, value: ResourceValue, confirmable = false): Promise<{ notified: boolean; acked?: boolean }> {
     const p = parsePath(path);
     if (p.resourceId === undefined || p.instanceId === undefined) throw new Bc66Error(`setValue needs a resource path, not ${path}`);
+    toAtValue(value); // refused here (a line break, NaN) rather than when the modem asks for it
     const key = formatPath(p);
     this.values.set(key, value);
     const instanceKey = formatPath({ objectId: p.objectId, instanceId: p.instanceId });

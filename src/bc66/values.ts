@@ -13,7 +13,7 @@ export interface AtValue {
 export function toAtValue(value: ResourceValue): AtValue {
   if (typeof value === 'boolean') return { type: VALUE_TYPE.boolean, len: 1, text: value ? '1' : '0' };
   if (typeof value === 'number') {
-    const text = String(value);
+    const text = atArg(value); // a finite number, or an AtArgumentError
     return { type: Number.isInteger(value) ? VALUE_TYPE.integer : VALUE_TYPE.float, len: text.length, text };
   }
   if (Buffer.isBuffer(value)) return { type: VALUE_TYPE.opaque, len: value.length, text: atArg(value.toString('hex').toUpperCase()) };

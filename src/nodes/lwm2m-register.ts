@@ -6,7 +6,7 @@
  */
 import type { EventEmitter } from 'events';
 import type { NodeAPI } from 'node-red';
-import { pskEntry, Registration, SendEvent } from '../lwm2m/server';
+import { pskEntry, Registration, ReplacedEvent, SendEvent } from '../lwm2m/server';
 import { formatPath } from '../lwm2m/path';
 import { FlowNodeConfig, registrationPayload } from './shared/flow-node';
 import { DeviceRoleConfig } from './device';
@@ -42,6 +42,12 @@ export = function register(RED: NodeAPI): void {
       node.send(msg);
     };
     server.on('send', onSend);
+    // a Register of the same endpoint from another address replaced its registration
+    const onReplaced = (event: ReplacedEvent) => {
+      if (def.endpoint && event.endpoint !== def.endpoint) return;
+      node.send({ topic: 'replaced', endpoint: event.endpoint, payload: event } as Lwm2mMessage);
+    };
+    server.on('replaced', onReplaced);
     const onSecurity = (event: { endpoint?: string; identity?: string }) => {
       if (def.endpoint && event.endpoint !== undefined && event.endpoint !== def.endpoint) return;
       node.send({ topic: 'security', endpoint: event.endpoint, payload: event } as Lwm2mMessage);
@@ -51,6 +57,7 @@ export = function register(RED: NodeAPI): void {
     node.on('close', () => {
       for (const [topic, listener] of listeners) server.removeListener(topic, listener);
       server.removeListener('send', onSend);
+      server.removeListener('replaced', onReplaced);
       events.removeListener('lwm2m-security', onSecurity);
     });
     node.on('input', (msg: Lwm2mMessage, send: SendFunction, done: DoneFunction) => {

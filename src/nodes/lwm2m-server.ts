@@ -24,6 +24,8 @@ interface ServerNodeDef extends NodeDef {
   bootstrap?: boolean;
   queueAwake?: string | number;
   persist?: boolean;
+  /** NoSec: Update/De-register from another address moves the registration (default true). */
+  allowAddressChange?: boolean;
   /** The DTLS (coaps) port; absent or empty: no DTLS socket (flows made before DTLS existed). */
   securePort?: string | number;
   /** The NoSec socket: on, off, or bootstrap interface only. */
@@ -124,6 +126,7 @@ export = function register(RED: NodeAPI): void {
       defaultFormat,
       registry,
       persistenceFile,
+      allowAddressChange: def.allowAddressChange !== false,
     });
     loadCredentials(node, node.server);
     node.bootstrap = def.bootstrap ? new BootstrapServer({

@@ -25,7 +25,7 @@ import { attributeQuery, compositeFormat, decodeAnswer, negotiateFormat, WriteAt
 import { ObservationInfo, ObservationService } from './observations';
 import { RegistrationFile } from './persistence';
 import { QueueMode } from './queue-mode';
-import { parseQuery, Registration } from './registration';
+import { newRegistrationId, parseQuery, Registration } from './registration';
 import { RegistrationHandler } from './registration-handler';
 import { MemorySecurityStore, SecurityStore } from './security';
 import { RegistrationStore } from './store';
@@ -36,7 +36,7 @@ export { Registration, RegisteredObject, BadRegistrationError } from './registra
 export { RegistrationStore } from './store';
 export { WriteAttributes } from './formats';
 export { Notification, ObservationInfo } from './observations';
-export { SendEvent, SecurityRefusal } from './registration-handler';
+export { ReplacedEvent, SendEvent, SecurityRefusal } from './registration-handler';
 export { MemorySecurityStore, PskEntry, pskEntry, SecurityConfigError, SecurityStore } from './security';
 
 export interface SecureSocketOptions {
@@ -79,6 +79,14 @@ export interface ServerOptions {
   expiryGraceMs?: number;
   /** A JSON file that keeps the registrations across restarts (none: memory only). */
   persistenceFile?: string;
+  /**
+   * NoSec: take Update and De-register of a registration from another address than its own, and
+   * move it there (NAT rebinding). Anyone who knows the registration id can then do so. Default on.
+   */
+  allowAddressChange?: boolean;
+  /** Register/Update payload bytes (default 16,384: 4.13 beyond) and object links (default 1,000: 4.00 beyond). */
+  maxRegistrationPayload?: number;
+  maxRegistrationLinks?: number;
 }
 
 export interface RequestOptions {
@@ -86,7 +94,8 @@ export interface RequestOptions {
   timeoutMs?: number;
 }
 
-type Defaults = 'port' | 'type' | 'requestTimeoutMs' | 'queueMaxPerDevice' | 'queueAwakeMs' | 'minLifetime' | 'maxRegistrations' | 'expiryGraceMs' | 'nosec';
+type Defaults = 'port' | 'type' | 'requestTimeoutMs' | 'queueMaxPerDevice' | 'queueAwakeMs' | 'minLifetime' | 'maxRegistrations' | 'expiryGraceMs' | 'nosec'
+  | 'allowAddressChange' | 'maxRegistrationPayload' | 'maxRegistrationLinks';
 
 export class Lwm2mServer extends EventEmitter {
   readonly registry: ObjectRegistry;
@@ -102,9 +111,7 @@ export class Lwm2mServer extends EventEmitter {
   private readonly observations: ObservationService;
   private readonly registrations: RegistrationHandler;
   private bootstrapHandler: ((exchange: Exchange) => void) | null = null;
-  private nextId = 1;
   private started = false;
-  private idPrefix = Date.now().toString(36);
 
   constructor(options: ServerOptions = {}) {
     super();
@@ -119,6 +126,9 @@ export class Lwm2mServer extends EventEmitter {
       minLifetime: 1,
       maxRegistrations: 1_000_000,
       expiryGraceMs: 2000,
+      allowAddressChange: true,
+      maxRegistrationPayload: 16_384,
+      maxRegistrationLinks: 1000,
       ...options,
     };
     this.registry = options.registry ?? ObjectRegistry.withBuiltins();
@@ -146,7 +156,8 @@ export class Lwm2mServer extends EventEmitter {
           maxSessions: s.maxSessions,
         },
       );
-      dtls.on('handshake', (e: HandshakeEvent) => this.emit('secureSession', { ...e, event: 'established' }));
+      // (a handshake storm need not build events nobody listens to)
+      dtls.on('handshake', (e: HandshakeEvent) => this.listenerCount('secureSession') > 0 && this.emit('secureSession', { ...e, event: 'established' }));
       dtls.on('handshakeFailed', (e: HandshakeEvent) => this.emit('secureSession', { ...e, event: 'failed' }));
       dtls.on('sessionClosed', (e: HandshakeEvent) => this.emit('secureSession', { ...e, event: 'closed' }));
       // NAT rebinding without a new handshake (connection ID): the registration follows its session
@@ -169,7 +180,8 @@ export class Lwm2mServer extends EventEmitter {
     this.registrations = new RegistrationHandler({
       store: this.store, security: this.security, queue: this.queue, registry: this.registry,
       minLifetime: this.options.minLifetime, expiryGraceMs: this.options.expiryGraceMs,
-      newRegistrationId: () => `${this.idPrefix}${(this.nextId++).toString(36)}`,
+      allowAddressChange: this.options.allowAddressChange, maxPayloadBytes: this.options.maxRegistrationPayload, maxLinks: this.options.maxRegistrationLinks,
+      newRegistrationId: () => newRegistrationId((id) => this.store.byRegistrationId(id) !== undefined),
       forget: (reg) => this.forget(reg),
       emit: (event, ...args) => this.emit(event, ...args),
     });

@@ -36,6 +36,14 @@ export interface SecurityRefusal {
   reason: string;
 }
 
+/** A registration replaced by a Register of the same endpoint from another address, emitted as 'replaced'. */
+export interface ReplacedEvent {
+  endpoint: string;
+  identity?: string;
+  from: { address: string; port: number };
+  to: { address: string; port: number };
+}
+
 export interface RegistrationContext {
   readonly store: RegistrationStore;
   readonly security: SecurityStore;
@@ -43,6 +51,12 @@ export interface RegistrationContext {
   readonly registry: ObjectRegistry;
   readonly minLifetime: number;
   readonly expiryGraceMs: number;
+  /** NoSec: Update and De-register from another address than the registration's are taken (NAT rebinding). */
+  readonly allowAddressChange: boolean;
+  /** Register and Update payloads above this are refused with 4.13. */
+  readonly maxPayloadBytes: number;
+  /** Object links in a Register or Update above this are refused with 4.00. */
+  readonly maxLinks: number;
   newRegistrationId(): string;
   /** Drops what the server held for a registration that is gone or replaced. */
   forget(registration: Registration): void;
@@ -112,13 +126,31 @@ export class RegistrationHandler {
     return true;
   }
 
-  /** Update, De-register and Send: only from the identity (or the lack of one) that registered. */
+  /**
+   * Update, De-register and Send: only from the identity (or the lack of one) that registered; over
+   * NoSec also only from the registration's address, unless address changes are allowed.
+   */
   private sameIdentity(exchange: Exchange, operation: SecurityRefusal['operation'], registration: Registration): boolean {
-    const identity = (exchange.request.peer as SecurePeer).identity;
-    if (identity !== registration.identity) {
+    const peer = exchange.request.peer as SecurePeer;
+    if (peer.identity !== registration.identity) {
       return this.forbid(exchange, operation, registration.endpoint, `registration ${registration.id} belongs to ${registration.identity === undefined ? 'a NoSec device' : 'another identity'}`);
     }
+    if (peer.identity === undefined && !this.ctx.allowAddressChange && (peer.address !== registration.address || peer.port !== registration.port)) {
+      return this.forbid(exchange, operation, registration.endpoint, `registration ${registration.id} was made from another address (without DTLS it stays there)`);
+    }
     return true;
+  }
+
+  /** A Register or Update payload within the bounds, as text. */
+  private linksOf(payload: Buffer): string {
+    if (payload.length > this.ctx.maxPayloadBytes) throw new BadRegistrationError(`registration payload of ${payload.length} bytes is over the ${this.ctx.maxPayloadBytes} allowed`, '4.13');
+    return payload.toString('utf8');
+  }
+
+  private parseLinks(text: string): ReturnType<typeof parseObjectLinks> {
+    const parsed = parseObjectLinks(text);
+    if (parsed.objects.length > this.ctx.maxLinks) throw new BadRegistrationError(`registration names ${parsed.objects.length} object links, over the ${this.ctx.maxLinks} allowed`);
+    return parsed;
   }
 
   private register(exchange: Exchange): void {
@@ -127,8 +159,8 @@ export class RegistrationHandler {
     const params = parseRegisterQuery(req.query, ctx.minLifetime);
     checkLinkPayloadFormat(req.contentFormat);
     if (!this.authorize(exchange, 'register', params.endpoint)) return;
-    const objectLinks = req.payload.toString('utf8');
-    const parsed = parseObjectLinks(objectLinks);
+    const objectLinks = this.linksOf(req.payload);
+    const parsed = this.parseLinks(objectLinks);
     // the Objects and Object Instances are a mandatory parameter of Register
     if (parsed.objects.length === 0) throw new BadRegistrationError('Register names no object: the payload needs links like </1/0>,</3/0>');
     if (!ctx.store.byEndpointName(params.endpoint) && ctx.store.full) {
@@ -158,6 +190,12 @@ export class RegistrationHandler {
     };
     const previous = ctx.store.add(registration);
     if (previous) ctx.forget(previous);
+    if (previous && (previous.address !== registration.address || previous.port !== registration.port)) {
+      // the endpoint registered again from elsewhere: a rebooted device behind a NAT, or someone else
+      ctx.emit('replaced', {
+        endpoint: registration.endpoint, identity, from: { address: previous.address, port: previous.port }, to: { address: registration.address, port: registration.port },
+      } satisfies ReplacedEvent);
+    }
     ctx.queue.heard(registration);
     exchange.respond({ code: '2.01', locationPath: ['rd', registration.id] });
     ctx.emit('register', registration, previous);
@@ -178,7 +216,7 @@ export class RegistrationHandler {
     const lifetime = parseLifetime(q.get('lt'), ctx.minLifetime);
     const binding = parseBinding(q.get('b'));
     if (req.payload.length > 0) checkLinkPayloadFormat(req.contentFormat);
-    const parsed = req.payload.length > 0 ? parseObjectLinks(req.payload.toString('utf8')) : undefined;
+    const parsed = req.payload.length > 0 ? this.parseLinks(this.linksOf(req.payload)) : undefined;
     const previous = { ...registration };
     if (lifetime !== undefined) registration.lifetime = lifetime;
     if (binding !== undefined) registration.binding = binding;

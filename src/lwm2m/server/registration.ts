@@ -3,8 +3,20 @@
  * Register `POST /rd?ep=&lt=&lwm2m=&b=&sms=&Q` and Update `POST /rd/{id}?lt=&b=&sms=&Q`, with a
  * link-format payload of the object instances.
  */
+import { random } from '../../dtls/crypto';
 import { parseLinkFormat } from '../content';
 import { Lwm2mError } from '../types';
+
+/**
+ * A registration id no one can guess (72 bits from a CSPRNG, 12 URI-safe characters, like
+ * Leshan's random ids): over NoSec the id is what Update and Deregister are checked against.
+ */
+export function newRegistrationId(taken: (id: string) => boolean): string {
+  for (;;) {
+    const id = random(9).toString('base64url');
+    if (!taken(id)) return id;
+  }
+}
 
 export interface RegisteredObject {
   objectId: number;

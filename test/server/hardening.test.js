@@ -1,0 +1,103 @@
+'use strict';
+// Registration hardening over NoSec: unguessable registration ids, Update/De-register only from
+// the registration's address when address changes are not allowed, a replaced registration as an
+// event, and bounded Register payloads. Raw CoAP from second transports playing devices; loopback.
+const assert = require('assert');
+const { CoapTransport } = require('../../dist/lwm2m/coap/transport');
+const { Lwm2mServer } = require('../../dist/lwm2m/server');
+const { nextEvent } = require('../helpers');
+
+const LINKS = Buffer.from('</>;rt="oma.lwm2m";ct=110,</1/0>,</3/0>');
+
+describe('LwM2M server hardening (NoSec)', function () {
+  this.timeout(15000);
+  let server;
+  const opened = [];
+
+  async function start(options = {}) {
+    server = new Lwm2mServer({ port: 0, address: '127.0.0.1', requestTimeoutMs: 1000, ...options });
+    server.on('warning', () => {});
+    await server.start();
+  }
+
+  async function peer() {
+    const t = new CoapTransport({ address: '127.0.0.1', requestTimeoutMs: 2000 });
+    t.setHandler((ex) => ex.respond({ code: '4.04' }));
+    await t.open();
+    opened.push(t);
+    return t;
+  }
+
+  function register(t, endpoint, payload = LINKS) {
+    return t.request(server.address(), { method: 'POST', path: '/rd', query: [`ep=${endpoint}`, 'lt=60', 'lwm2m=1.1'], contentFormat: 40, payload });
+  }
+
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((t) => t.close()));
+    await server?.stop();
+  });
+
+  it('gives registrations ids of 12 random URI-safe characters, never a counter', async () => {
+    await start();
+    const device = await peer();
+    const ids = [];
+    for (let i = 0; i < 50; i++) ids.push((await register(device, `dev-${i}`)).locationPath[1]);
+    for (const id of ids) assert.match(id, /^[A-Za-z0-9_-]{12}$/);
+    assert.strictEqual(new Set(ids).size, ids.length);
+    // consecutive ids share no prefix beyond chance: nothing in one tells the next
+    const shared = ids.slice(1).filter((id, i) => id.slice(0, 4) === ids[i].slice(0, 4)).length;
+    assert.ok(shared <= 1, `${shared} consecutive ids share their first four characters`);
+  });
+
+  it('without "allow address change", refuses Update and De-register from another address (4.03 and an event) and keeps the registration where it is', async () => {
+    await start({ allowAddressChange: false });
+    const device = await peer();
+    const attacker = await peer();
+    const id = (await register(device, 'victim')).locationPath[1];
+    const refused = nextEvent(server, 'securityRefused');
+    assert.strictEqual((await attacker.request(server.address(), { method: 'POST', path: `/rd/${id}`, query: ['lt=90'] })).code, '4.03');
+    const r = await refused;
+    assert.deepStrictEqual([r.operation, r.endpoint, r.port], ['update', 'victim', attacker.address().port]);
+    assert.strictEqual((await attacker.request(server.address(), { method: 'DELETE', path: `/rd/${id}` })).code, '4.03');
+    const reg = server.getRegistration('victim');
+    assert.deepStrictEqual([reg.port, reg.lifetime], [device.address().port, 60], 'neither moved nor changed');
+    // the device itself still updates
+    assert.strictEqual((await device.request(server.address(), { method: 'POST', path: `/rd/${id}`, query: ['lt=90'] })).code, '2.04');
+    assert.strictEqual(server.getRegistration('victim').lifetime, 90);
+  });
+
+  it('with address changes allowed (the default), an Update from a new address moves the registration there (NAT rebinding)', async () => {
+    await start();
+    const device = await peer();
+    const rebound = await peer();
+    const id = (await register(device, 'nat-dev')).locationPath[1];
+    assert.strictEqual((await rebound.request(server.address(), { method: 'POST', path: `/rd/${id}` })).code, '2.04');
+    assert.strictEqual(server.getRegistration('nat-dev').port, rebound.address().port);
+  });
+
+  it('tells flows when a Register from another address replaces a registration', async () => {
+    await start();
+    const first = await peer();
+    const second = await peer();
+    await register(first, 'twice');
+    const replaced = nextEvent(server, 'replaced');
+    await register(second, 'twice');
+    const e = await replaced;
+    assert.deepStrictEqual([e.endpoint, e.from.port, e.to.port], ['twice', first.address().port, second.address().port]);
+  });
+
+  it('refuses a Register payload over the limit with 4.13 and too many links with 4.00, and keeps serving', async () => {
+    await start({ maxRegistrationPayload: 2000, maxRegistrationLinks: 50 });
+    const device = await peer();
+    const warned = nextEvent(server, 'warning');
+    const big = Buffer.from(`</>;rt="oma.lwm2m",${Array.from({ length: 300 }, (_, i) => `</3303/${i}>`).join(',')}`);
+    assert.ok(big.length > 2000);
+    assert.strictEqual((await register(device, 'big', big)).code, '4.13');
+    assert.match((await warned).message, /over the 2000 allowed/);
+    const many = Buffer.from(`</>;rt="oma.lwm2m",${Array.from({ length: 60 }, (_, i) => `</3303/${i}>`).join(',')}`);
+    assert.ok(many.length < 2000);
+    assert.strictEqual((await register(device, 'many', many)).code, '4.00');
+    assert.strictEqual((await register(device, 'fine')).code, '2.01');
+    assert.strictEqual(server.getRegistration('big'), undefined);
+  });
+});
