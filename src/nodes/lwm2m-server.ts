@@ -23,6 +23,8 @@ interface ServerNodeDef extends NodeDef {
   modelDir?: string;
   bootstrap?: boolean;
   queueAwake?: string | number;
+  /** Bootstrap sessions running at once (default 100). */
+  bootstrapSessions?: string | number;
   persist?: boolean;
   /** NoSec: Update/De-register from another address moves the registration (default true). */
   allowAddressChange?: boolean;
@@ -132,6 +134,7 @@ export = function register(RED: NodeAPI): void {
     node.bootstrap = def.bootstrap ? new BootstrapServer({
       transport: node.server,
       registry,
+      maxSessions: Math.max(1, numberOr(def.bootstrapSessions, 100)),
       onCredentials: (endpoint, account) => {
         if (!acceptBootstrapCredentials(endpoint, account)) node.debug(`bootstrap: no lwm2m-server here listens on ${account.uri} (DTLS); its credentials go to the device only`);
       },

@@ -54,6 +54,8 @@ export interface ResponseSpec {
   payload?: Buffer;
   contentFormat?: number;
   locationPath?: string[];
+  /** Max-Age in seconds: with 4.29 or 5.03, when the client may try again (RFC 8516, RFC 7252 §5.9.3.4). */
+  maxAge?: number;
 }
 
 /** What a request handler gets to answer with; observe registrations may keep notifying. */

@@ -118,6 +118,7 @@ export class ServerExchange implements Exchange, ScheduledTask {
     const options: CoapOption[] = [];
     if (spec.contentFormat !== undefined) options.push({ number: OptionNumber.ContentFormat, value: uintOption(spec.contentFormat) });
     for (const segment of spec.locationPath ?? []) options.push({ number: OptionNumber.LocationPath, value: Buffer.from(segment) });
+    if (spec.maxAge !== undefined) options.push({ number: OptionNumber.MaxAge, value: uintOption(spec.maxAge) });
     if (this.block1) options.push({ number: OptionNumber.Block1, value: blockOptionValue({ ...this.block1, more: false }) });
     const observing = this.isObserveRequest && ok && !this.cancelled;
     if (observing) options.push({ number: OptionNumber.Observe, value: uintOption(this.nextSequence()) });

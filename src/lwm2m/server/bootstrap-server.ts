@@ -13,6 +13,7 @@ import { Lwm2mError, ResourceRecord, ResourceValue } from '../types';
 import {
   accountForDevice, BootstrapConfig, BootstrapConfigError, BootstrapServerAccount, DeviceAccount, handsOutSecrets, matchScore, SECURITY_MODE_CODES, validateConfig,
 } from './bootstrap-config';
+import { SourceRateLimiter } from './rate-limit';
 import { parseQuery } from './registration';
 
 export * from './bootstrap-config';
@@ -44,6 +45,14 @@ export interface BootstrapServerOptions {
    * typed twice (serverCredentialOf says what that server must know).
    */
   onCredentials?: (endpoint: string, account: DeviceAccount) => void;
+  /** Sessions running at once; a Bootstrap-Request beyond gets 5.03 and nothing else. Default 100. */
+  maxSessions?: number;
+  /**
+   * Bootstrap-Requests per source (address and port): `burst` at once, then `perSecond`; beyond,
+   * 4.29 Too Many Requests and nothing else. Default 5 and 1. Per port, not per address: NB-IoT
+   * devices share the few addresses of their operator's NAT.
+   */
+  requestsPerSource?: { burst: number; perSecond: number };
 }
 
 interface Session {
@@ -57,9 +66,13 @@ export class BootstrapServer extends EventEmitter {
   private readonly registry: ObjectRegistry;
   private readonly sessionTimeoutMs: number;
   private readonly requestTimeoutMs: number;
+  private readonly limiter: SourceRateLimiter;
+  private readonly lastRefusal = new Map<string, number>();
 
   constructor(private readonly options: BootstrapServerOptions) {
     super();
+    const rate = options.requestsPerSource ?? { burst: 5, perSecond: 1 };
+    this.limiter = new SourceRateLimiter(rate.burst, rate.perSecond);
     this.registry = options.registry ?? ObjectRegistry.withBuiltins();
     this.sessionTimeoutMs = options.sessionTimeoutMs ?? 60000;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 10000;
@@ -92,6 +105,14 @@ export class BootstrapServer extends EventEmitter {
     return best;
   }
 
+  /** A refused Bootstrap-Request as a session event (at most one a second per kind: a flood must not flood flows). */
+  private refused(peer: Peer, code: string, error: string, endpoint = ''): void {
+    const now = Date.now();
+    if (now - (this.lastRefusal.get(code) ?? 0) < 1000) return;
+    this.lastRefusal.set(code, now);
+    this.emitEvent({ endpoint, event: 'failed', step: 'request', code, error, address: peer.address, port: peer.port });
+  }
+
   /** Ends every running session (e.g. when the server stops). */
   stop(): void {
     for (const s of this.sessions.values()) s.cancelled = true;
@@ -105,10 +126,21 @@ export class BootstrapServer extends EventEmitter {
       exchange.respond({ code: '4.05' });
       return;
     }
+    // refusals first, each one answer and nothing more: a flood must not make this server send requests
+    if (!this.limiter.allow(`${req.peer.address}:${req.peer.port}`)) {
+      exchange.respond({ code: '4.29', maxAge: 2 }); // RFC 8516: Too Many Requests, retry after Max-Age
+      this.refused(req.peer, '4.29', 'too many Bootstrap-Requests from this source');
+      return;
+    }
     const query = parseQuery(req.query);
     const endpoint = query.get('ep');
     if (!endpoint) {
       exchange.respond({ code: '4.00', payload: Buffer.from('Bootstrap-Request needs ep=') });
+      return;
+    }
+    if (this.sessions.size >= (this.options.maxSessions ?? 100) && !this.sessions.has(endpoint)) {
+      exchange.respond({ code: '5.03', maxAge: 10, payload: Buffer.from('bootstrap server busy') });
+      this.refused(req.peer, '5.03', `${this.sessions.size} bootstrap sessions running already`, endpoint);
       return;
     }
     const config = this.configFor(endpoint);
