@@ -23,7 +23,7 @@ import { Lwm2mError, ResourceRecord, ValueTree } from '../types';
 import { DeviceNotFoundError, DeviceTimeoutError, RequestFailedError, ServerStoppedError } from './errors';
 import { attributeQuery, compositeFormat, decodeAnswer, negotiateFormat, WriteAttributes } from './formats';
 import { ObservationInfo, ObservationService } from './observations';
-import { RegistrationFile } from './persistence';
+import { PersistenceError, RegistrationFile } from './persistence';
 import { QueueMode } from './queue-mode';
 import { newRegistrationId, parseQuery, Registration } from './registration';
 import { RegistrationHandler } from './registration-handler';
@@ -207,10 +207,16 @@ export class Lwm2mServer extends EventEmitter {
     }
     if (this.persistence) {
       // devices registered before a restart stay known (and reachable at their last address)
-      const saved = await this.persistence.load().catch((err: Error) => {
+      const skipped = new Map<string, number>();
+      const saved = await this.persistence.load(Date.now(), skipped).catch((err: Error) => {
         this.emit('warning', err);
         return [];
       });
+      if (skipped.size > 0) {
+        const count = [...skipped.values()].reduce((a, b) => a + b, 0);
+        const why = [...skipped].map(([reason, n]) => `${n} ${reason}`).join(', ');
+        this.emit('warning', new PersistenceError(`${this.persistence.file}: ${count} saved registration${count === 1 ? '' : 's'} skipped (${why})`));
+      }
       for (const registration of saved) if (!this.store.byEndpointName(registration.endpoint)) this.store.add(registration);
     }
     this.started = true;

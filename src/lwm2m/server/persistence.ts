@@ -4,6 +4,7 @@
  * atomic (temporary file + rename): a crash mid-write leaves the previous file intact.
  */
 import { promises as fs } from 'fs';
+import { isIP } from 'net';
 import { Lwm2mError } from '../types';
 import { Registration } from './registration';
 
@@ -19,8 +20,12 @@ export class RegistrationFile {
 
   constructor(readonly file: string, private readonly delayMs = 1000) {}
 
-  /** The registrations saved before, without the ones that expired meanwhile; [] when there is no file. */
-  async load(now = Date.now()): Promise<Registration[]> {
+  /**
+   * The registrations saved before, without the ones that expired meanwhile; [] when there is no
+   * file. Entries that are not well-formed (a hand-edited or damaged file) are skipped and counted
+   * in `skipped` by reason, never loaded nor written back.
+   */
+  async load(now = Date.now(), skipped: Map<string, number> = new Map()): Promise<Registration[]> {
     let text: string;
     try {
       text = await fs.readFile(this.file, 'utf8');
@@ -35,10 +40,21 @@ export class RegistrationFile {
     } catch (err) {
       throw new PersistenceError(`${this.file} is not a registration file: ${(err as Error).message}`);
     }
-    return stored
-      .filter((r) => r && typeof r.endpoint === 'string' && typeof r.id === 'string')
-      .map((r) => ({ ...r, registeredAt: new Date(r.registeredAt), updatedAt: new Date(r.updatedAt), expiresAt: new Date(r.expiresAt) }))
-      .filter((r) => r.expiresAt.getTime() > now);
+    const ids = new Set<string>();
+    const endpoints = new Set<string>();
+    const kept: Registration[] = [];
+    for (const entry of stored) {
+      const reason = problemOf(entry) ?? (ids.has(entry.id) ? 'duplicate id' : endpoints.has(entry.endpoint) ? 'duplicate endpoint' : undefined);
+      if (reason) {
+        skipped.set(reason, (skipped.get(reason) ?? 0) + 1);
+        continue;
+      }
+      ids.add(entry.id);
+      endpoints.add(entry.endpoint);
+      const r: Registration = { ...entry, registeredAt: new Date(entry.registeredAt), updatedAt: new Date(entry.updatedAt), expiresAt: new Date(entry.expiresAt) };
+      if (r.expiresAt.getTime() > now) kept.push(r);
+    }
+    return kept;
   }
 
   /** Saves `snapshot()` after a short delay; calls within the delay are folded into one write. */
@@ -63,4 +79,25 @@ export class RegistrationFile {
     await fs.writeFile(tmp, JSON.stringify(registrations));
     await fs.rename(tmp, this.file);
   }
+}
+
+const isInt = (v: unknown, min: number, max: number): boolean => Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
+const isText = (v: unknown, max = 4096): boolean => typeof v === 'string' && v.length <= max;
+const isDate = (v: unknown): boolean => typeof v === 'string' && !Number.isNaN(Date.parse(v));
+
+/** What is wrong with a stored entry, or undefined when it can be loaded. */
+function problemOf(r: StoredRegistration): string | undefined {
+  if (!r || typeof r !== 'object') return 'not an object';
+  if (!isText(r.id, 64) || !r.id || !isText(r.endpoint, 256) || !r.endpoint) return 'no id or endpoint';
+  if (!isText(r.address, 64) || !isIP(r.address) || !isInt(r.port, 1, 65535)) return 'bad address or port';
+  if (!isInt(r.lifetime, 1, 2 ** 31) || !isDate(r.registeredAt) || !isDate(r.updatedAt) || !isDate(r.expiresAt)) return 'bad lifetime or dates';
+  if (!isText(r.lwm2mVersion, 16) || !isText(r.binding, 16) || typeof r.queueMode !== 'boolean' || !isText(r.rootPath, 256) || !isText(r.objectLinks, 65536)) {
+    return 'wrong types';
+  }
+  if ((r.identity !== undefined && !isText(r.identity, 512)) || (r.smsNumber !== undefined && !isText(r.smsNumber, 32))) return 'wrong types';
+  if (!Array.isArray(r.supportedFormats) || !r.supportedFormats.every((f) => isInt(f, 0, 65535))) return 'wrong types';
+  const objectOk = (o: Registration['objects'][number]) => o && typeof o === 'object' && isInt(o.objectId, 0, 65535)
+    && (o.instanceId === undefined || isInt(o.instanceId, 0, 65535)) && (o.version === undefined || isText(o.version, 16));
+  if (!Array.isArray(r.objects) || r.objects.length > 10_000 || !r.objects.every(objectOk)) return 'bad objects';
+  return undefined;
 }
