@@ -89,7 +89,20 @@ function resourcePath(basePath: Lwm2mPath, format: string): Lwm2mPath {
   return basePath;
 }
 
+/** Formats whose numbers are text: NaN and ±Infinity have no form there (JSON would even write null). */
+const TEXT_NUMBER_FORMATS: FormatName[] = ['text', 'senml-json', 'oma-json'];
+
 export function encodeRecords(format: FormatName, records: ResourceRecord[], opts: CodecOptions): Buffer {
+  for (const r of records) {
+    if (typeof r.value !== 'number') continue;
+    const type = r.path.resourceId !== undefined ? opts.types?.resourceType(r.path.objectId, r.path.resourceId) : undefined;
+    if (!Number.isFinite(r.value) && (type !== 'float' || TEXT_NUMBER_FORMATS.includes(format))) {
+      throw new EncodeError(`${formatPath(r.path)}: ${r.value} cannot be written as ${format}`);
+    }
+    if ((type === 'integer' || type === 'unsigned') && !Number.isSafeInteger(r.value)) {
+      throw new EncodeError(`${formatPath(r.path)}: ${r.value} is not an exact integer (beyond ±2^53)`);
+    }
+  }
   if (opts.newInstance) {
     if (!NEW_INSTANCE_FORMATS.includes(format)) throw new EncodeError(`${format} cannot carry a Create without an instance id`);
     if (records.some((r) => r.path.resourceId === undefined)) throw new EncodeError('a new instance takes resource values');

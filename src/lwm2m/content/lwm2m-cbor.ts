@@ -2,10 +2,10 @@
  * LwM2M CBOR (11544), LwM2M 1.2 Core §7.4.6: nested maps keyed by path elements, the leaves are
  * values. A key may also be an array of path elements (a collapsed branch).
  */
-import { Lwm2mPath, ResourceRecord, ResourceTypeLookup, ResourceValue } from '../types';
+import { Lwm2mPath, ResourceRecord, ResourceType, ResourceTypeLookup, ResourceValue } from '../types';
 import { CborValue, decodeCbor, encodeCbor } from './cbor';
 import { DecodeError, EncodeError } from './errors';
-import { isObjectLink, valueFromText } from './values';
+import { isObjectLink, numberValue, valueFromText } from './values';
 
 function leaf(value: ResourceValue): CborValue {
   if (value instanceof Date) return Math.floor(value.getTime() / 1000);
@@ -77,8 +77,10 @@ export function decodeLwm2mCbor(payload: Buffer, types?: ResourceTypeLookup, pre
 }
 
 function toValue(value: CborValue, type: string | undefined): ResourceValue {
-  if (typeof value === 'bigint') return Number(value);
-  if (typeof value === 'number') return type === 'time' ? new Date(value * 1000) : value;
+  if (typeof value === 'bigint' || typeof value === 'number') {
+    const n = numberValue(value, type as ResourceType | undefined, 'LwM2M CBOR', true);
+    return type === 'time' ? new Date(n * 1000) : n;
+  }
   if (typeof value === 'string') return type === 'objlnk' ? valueFromText(value, 'objlnk') : value;
   if (typeof value === 'boolean' || Buffer.isBuffer(value)) return value;
   throw new DecodeError('LwM2M CBOR: unsupported leaf value');

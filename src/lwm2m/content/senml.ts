@@ -7,7 +7,7 @@ import { formatPath, parsePath, pathDepth, PathError } from '../path';
 import { Lwm2mPath, ResourceRecord, ResourceTypeLookup, ResourceValue } from '../types';
 import { CborValue, decodeCbor, encodeCbor } from './cbor';
 import { DecodeError, EncodeError } from './errors';
-import { isObjectLink, valueFromText } from './values';
+import { isObjectLink, numberValue, valueFromText } from './values';
 
 /** One SenML record in neutral form, before it is JSON or CBOR. */
 interface SenmlRecord {
@@ -15,7 +15,9 @@ interface SenmlRecord {
   bt?: number;
   n?: string;
   t?: number;
-  v?: number;
+  v?: number | bigint;
+  /** Decoded from SenML CBOR (whose floats can carry NaN and ±Infinity). */
+  fromCbor?: boolean;
   vs?: string;
   vb?: boolean;
   vd?: Buffer;
@@ -23,7 +25,7 @@ interface SenmlRecord {
 }
 
 const CBOR_LABELS: Record<string, keyof SenmlRecord | 'bt' | 't'> = { '-2': 'bn', '-3': 'bt', '0': 'n', '2': 'v', '3': 'vs', '4': 'vb', '6': 't', '8': 'vd', vlo: 'vlo' };
-const CBOR_KEYS: Record<keyof SenmlRecord, number | string> = { bn: -2, bt: -3, n: 0, t: 6, v: 2, vs: 3, vb: 4, vd: 8, vlo: 'vlo' };
+const CBOR_KEYS: Record<Exclude<keyof SenmlRecord, 'fromCbor'>, number | string> = { bn: -2, bt: -3, n: 0, t: 6, v: 2, vs: 3, vb: 4, vd: 8, vlo: 'vlo' };
 
 /** RFC 8428 §4.5.3: times below 2^28 are relative to now, others are seconds since the epoch. */
 const RELATIVE_TIME_LIMIT = 2 ** 28;
@@ -94,8 +96,10 @@ function fromSenml(records: SenmlRecord[], types: ResourceTypeLookup | undefined
 function readValue(rec: SenmlRecord, path: Lwm2mPath, types: ResourceTypeLookup | undefined): ResourceValue | undefined {
   const type = path.resourceId !== undefined ? types?.resourceType(path.objectId, path.resourceId) : undefined;
   if (rec.v !== undefined) {
-    if (typeof rec.v !== 'number') throw new DecodeError('SenML: v must be a number');
-    return type === 'time' ? new Date(rec.v * 1000) : rec.v;
+    if (typeof rec.v !== 'number' && typeof rec.v !== 'bigint') throw new DecodeError('SenML: v must be a number');
+    // JSON cannot carry NaN or ±Infinity (a 1e999 parses to Infinity): only SenML CBOR's floats can
+    const n = numberValue(rec.v, type, 'SenML', rec.fromCbor === true);
+    return type === 'time' ? new Date(n * 1000) : n;
   }
   if (rec.vs !== undefined) {
     if (typeof rec.vs !== 'string') throw new DecodeError('SenML: vs must be a string');
@@ -218,7 +222,8 @@ function cborToRecords(payload: Buffer): SenmlRecord[] {
         out.vd = value;
       } else if (label === 'v') {
         if (typeof value !== 'number' && typeof value !== 'bigint') throw new DecodeError('SenML CBOR: v must be a number');
-        out.v = Number(value);
+        out.v = value;
+        out.fromCbor = true;
       } else {
         (out as Record<string, CborValue>)[label] = value;
       }
@@ -232,7 +237,7 @@ function cborToRecords(payload: Buffer): SenmlRecord[] {
 function recordsToCbor(records: SenmlRecord[]): Buffer {
   return encodeCbor(records.map((r) => {
     const m = new Map<CborValue, CborValue>();
-    for (const key of Object.keys(r) as (keyof SenmlRecord)[]) m.set(CBOR_KEYS[key], r[key] as CborValue);
+    for (const key of Object.keys(r) as (keyof SenmlRecord)[]) if (key !== 'fromCbor') m.set(CBOR_KEYS[key], r[key] as CborValue);
     return m;
   }));
 }

@@ -49,13 +49,13 @@ export function coerceValue(value: unknown, type: ResourceType | undefined, wher
     case 'integer':
     case 'unsigned': {
       const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : typeof value === 'boolean' ? Number(value) : value;
-      if (typeof n !== 'number' || !Number.isInteger(n)) return fail();
+      if (typeof n !== 'number' || !Number.isSafeInteger(n)) return fail();
       if (type === 'unsigned' && (n as number) < 0) return fail();
       return n as number;
     }
     case 'float': {
       const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
-      if (typeof n !== 'number' || Number.isNaN(n)) return fail();
+      if (typeof n !== 'number' || !Number.isFinite(n)) return fail(); // JSON, text and SenML JSON cannot carry NaN or ±Infinity
       return n as number;
     }
     case 'boolean':
@@ -111,7 +111,7 @@ export function valueFromText(text: string, type: ResourceType | undefined): Res
     case 'unsigned':
     case 'float': {
       if (text.trim() === '' || Number.isNaN(Number(text))) throw new DecodeError(`text: "${text}" is not a number`);
-      return Number(text);
+      return numberValue(Number(text), type, 'text', false);
     }
     case 'boolean':
       if (text === '1' || text === 'true') return true;
@@ -189,12 +189,29 @@ function integerBytes(n: number): Buffer {
   return b;
 }
 
+/**
+ * A decoded number as a resource value of `type`: Integer and Unsigned Integer only within
+ * JavaScript's safe range (beyond ±2^53 a value would arrive silently rounded: refused instead —
+ * a flow that needs such values reads the resource as opaque); NaN and ±Infinity only for Float
+ * resources in formats that carry IEEE floats (TLV, CBOR, SenML CBOR), never from JSON or text.
+ */
+export function numberValue(n: number | bigint, type: ResourceType | undefined, format: string, ieee: boolean): number {
+  if (typeof n === 'bigint' || ((type === 'integer' || type === 'unsigned') && !Number.isSafeInteger(n))) {
+    throw new DecodeError(`${format}: ${String(n)} is not an integer JavaScript holds exactly (beyond ±2^53 it would be rounded)`);
+  }
+  if (!Number.isFinite(n) && !(type === 'float' && ieee)) throw new DecodeError(`${format}: ${n} is not a finite number`);
+  return n;
+}
+
 function readInteger(bytes: Buffer): number {
   switch (bytes.length) {
     case 1: return bytes.readInt8(0);
     case 2: return bytes.readInt16BE(0);
     case 4: return bytes.readInt32BE(0);
-    case 8: return Number(bytes.readBigInt64BE(0));
+    case 8: {
+      const n = bytes.readBigInt64BE(0);
+      return numberValue(n >= -BigInt(Number.MAX_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n, 'integer', 'TLV', false);
+    }
     default: throw new DecodeError(`TLV: integer of ${bytes.length} bytes (1, 2, 4 or 8 expected)`);
   }
 }
@@ -207,7 +224,11 @@ export function valueFromBytes(bytes: Buffer, type: ResourceType | undefined): R
     case 'integer':
       return readInteger(bytes);
     case 'unsigned':
-      return bytes.length === 8 ? Number(bytes.readBigUInt64BE(0)) : readUnsigned(bytes);
+      if (bytes.length === 8) {
+        const n = bytes.readBigUInt64BE(0);
+        return numberValue(n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n, 'unsigned', 'TLV', false);
+      }
+      return readUnsigned(bytes);
     case 'time':
       return new Date(readInteger(bytes) * 1000);
     case 'float':
