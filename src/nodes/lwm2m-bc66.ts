@@ -100,7 +100,7 @@ export = function register(RED: NodeAPI): void {
   }
 
   RED.nodes.registerType('lwm2m-bc66', Lwm2mBc66Node as unknown as Parameters<NodeAPI['nodes']['registerType']>[1], {
-    credentials: { pskIdentity: { type: 'text' }, pskKey: { type: 'password' } },
+    credentials: { pskIdentity: { type: 'password' }, pskKey: { type: 'password' } },
   });
 
   // the editor's serial port list; SerialPort.list() fails on machines without udev: type the path then

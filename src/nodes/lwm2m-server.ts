@@ -25,6 +25,10 @@ interface ServerNodeDef extends NodeDef {
   queueAwake?: string | number;
   /** Bootstrap sessions running at once (default 100). */
   bootstrapSessions?: string | number;
+  maxRegistrations?: string | number;
+  maxObservationsPerDevice?: string | number;
+  maxObservations?: string | number;
+  maxPendingRequests?: string | number;
   persist?: boolean;
   /** NoSec: Update/De-register from another address moves the registration (default true). */
   allowAddressChange?: boolean;
@@ -129,6 +133,11 @@ export = function register(RED: NodeAPI): void {
       registry,
       persistenceFile,
       allowAddressChange: def.allowAddressChange !== false,
+      // limits sized for a Raspberry Pi (the help says what happens beyond each)
+      maxRegistrations: Math.max(1, numberOr(def.maxRegistrations, 100_000)),
+      maxObservationsPerDevice: Math.max(1, numberOr(def.maxObservationsPerDevice, 64)),
+      maxObservations: Math.max(1, numberOr(def.maxObservations, 100_000)),
+      maxPendingRequests: Math.max(1, numberOr(def.maxPendingRequests, 10_000)),
     });
     loadCredentials(node, node.server);
     node.bootstrap = def.bootstrap ? new BootstrapServer({

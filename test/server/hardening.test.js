@@ -4,7 +4,7 @@
 // event, and bounded Register payloads. Raw CoAP from second transports playing devices; loopback.
 const assert = require('assert');
 const { CoapTransport } = require('../../dist/lwm2m/coap/transport');
-const { Lwm2mServer } = require('../../dist/lwm2m/server');
+const { Lwm2mServer, ObservationLimitError, RequestLimitError } = require('../../dist/lwm2m/server');
 const { nextEvent } = require('../helpers');
 
 const LINKS = Buffer.from('</>;rt="oma.lwm2m";ct=110,</1/0>,</3/0>');
@@ -20,9 +20,9 @@ describe('LwM2M server hardening (NoSec)', function () {
     await server.start();
   }
 
-  async function peer() {
+  async function peer(handler = (ex) => ex.respond({ code: '4.04' })) {
     const t = new CoapTransport({ address: '127.0.0.1', requestTimeoutMs: 2000 });
-    t.setHandler((ex) => ex.respond({ code: '4.04' }));
+    t.setHandler(handler);
     await t.open();
     opened.push(t);
     return t;
@@ -99,5 +99,37 @@ describe('LwM2M server hardening (NoSec)', function () {
     assert.strictEqual((await register(device, 'many', many)).code, '4.00');
     assert.strictEqual((await register(device, 'fine')).code, '2.01');
     assert.strictEqual(server.getRegistration('big'), undefined);
+  });
+
+  it('bounds observations per device and in all: observe() beyond fails at once with a clear error', async () => {
+    await start({ maxObservationsPerDevice: 3, maxObservations: 4 });
+    const answer = (ex) => ex.respond({ code: '2.05', contentFormat: 0, payload: Buffer.from('42') });
+    const a = await peer(answer);
+    const b = await peer(answer);
+    await register(a, 'obs-a');
+    await register(b, 'obs-b');
+    for (const rid of [0, 1, 2]) await server.observe('obs-a', `/3/0/${rid}`);
+    await assert.rejects(server.observe('obs-a', '/3/0/9'), ObservationLimitError);
+    await server.observe('obs-a', '/3/0/1'); // the same path again replaces, within the limit
+    await server.observe('obs-b', '/3/0/0');
+    await assert.rejects(server.observe('obs-b', '/3/0/1'), (err) => err instanceof ObservationLimitError && /4 observations are active/.test(err.message));
+    await server.cancelObservation('obs-a', '/3/0/2');
+    await server.observe('obs-b', '/3/0/1'); // room again
+    assert.strictEqual(server.listObservations().length, 4);
+  });
+
+  it('bounds the requests pending to devices: beyond the limit a request fails at once, nothing is sent', async () => {
+    await start({ maxPendingRequests: 3, requestTimeoutMs: 800 });
+    let asked = 0;
+    const silent = await peer(() => { asked++; }); // never answers
+    await register(silent, 'silent');
+    const pending = [0, 1, 2].map((rid) => server.read('silent', `/3/0/${rid}`).catch((err) => err));
+    const t0 = Date.now();
+    await assert.rejects(server.read('silent', '/3/0/9'), RequestLimitError);
+    assert.ok(Date.now() - t0 < 50, 'refused at once');
+    await Promise.all(pending);
+    assert.ok(asked <= 3, `${asked} requests reached the device`);
+    // once they timed out there is room again
+    await assert.rejects(server.read('silent', '/3/0/0'), (err) => !(err instanceof RequestLimitError));
   });
 });

@@ -28,3 +28,6 @@ export class QueueError extends Lwm2mError {
 
 /** The server is not running (not started, or stopped). */
 export class ServerStoppedError extends Lwm2mError {}
+
+/** Too many requests to devices pending (the server's maxPendingRequests): the request was not sent. */
+export class RequestLimitError extends Lwm2mError {}

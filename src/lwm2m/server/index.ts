@@ -20,7 +20,7 @@ import {
 import { ObjectRegistry } from '../model';
 import { formatPath, parsePath, pathDepth } from '../path';
 import { Lwm2mError, ResourceRecord, ValueTree } from '../types';
-import { DeviceNotFoundError, DeviceTimeoutError, RequestFailedError, ServerStoppedError } from './errors';
+import { DeviceNotFoundError, DeviceTimeoutError, RequestFailedError, RequestLimitError, ServerStoppedError } from './errors';
 import { attributeQuery, compositeFormat, decodeAnswer, negotiateFormat, WriteAttributes } from './formats';
 import { ObservationInfo, ObservationService } from './observations';
 import { PersistenceError, RegistrationFile } from './persistence';
@@ -35,7 +35,7 @@ export { PersistenceError } from './persistence';
 export { Registration, RegisteredObject, BadRegistrationError } from './registration';
 export { RegistrationStore } from './store';
 export { WriteAttributes } from './formats';
-export { Notification, ObservationInfo } from './observations';
+export { Notification, ObservationInfo, ObservationLimitError } from './observations';
 export { ReplacedEvent, SendEvent, SecurityRefusal } from './registration-handler';
 export { MemorySecurityStore, PskEntry, pskEntry, SecurityConfigError, SecurityStore } from './security';
 
@@ -87,6 +87,11 @@ export interface ServerOptions {
   /** Register/Update payload bytes (default 16,384: 4.13 beyond) and object links (default 1,000: 4.00 beyond). */
   maxRegistrationPayload?: number;
   maxRegistrationLinks?: number;
+  /** Observations per device (default 64) and in all (default 100,000): observe() beyond throws. */
+  maxObservationsPerDevice?: number;
+  maxObservations?: number;
+  /** Requests to devices waiting for an answer or queued for a sleeping device, in all (default 10,000): beyond, a request fails at once. */
+  maxPendingRequests?: number;
 }
 
 export interface RequestOptions {
@@ -95,7 +100,7 @@ export interface RequestOptions {
 }
 
 type Defaults = 'port' | 'type' | 'requestTimeoutMs' | 'queueMaxPerDevice' | 'queueAwakeMs' | 'minLifetime' | 'maxRegistrations' | 'expiryGraceMs' | 'nosec'
-  | 'allowAddressChange' | 'maxRegistrationPayload' | 'maxRegistrationLinks';
+  | 'allowAddressChange' | 'maxRegistrationPayload' | 'maxRegistrationLinks' | 'maxObservationsPerDevice' | 'maxObservations' | 'maxPendingRequests';
 
 export class Lwm2mServer extends EventEmitter {
   readonly registry: ObjectRegistry;
@@ -112,6 +117,8 @@ export class Lwm2mServer extends EventEmitter {
   private readonly registrations: RegistrationHandler;
   private bootstrapHandler: ((exchange: Exchange) => void) | null = null;
   private started = false;
+  private pendingRequests = 0;
+  private lastLimitWarning = 0;
 
   constructor(options: ServerOptions = {}) {
     super();
@@ -129,6 +136,9 @@ export class Lwm2mServer extends EventEmitter {
       allowAddressChange: true,
       maxRegistrationPayload: 16_384,
       maxRegistrationLinks: 1000,
+      maxObservationsPerDevice: 64,
+      maxObservations: 100_000,
+      maxPendingRequests: 10_000,
       ...options,
     };
     this.registry = options.registry ?? ObjectRegistry.withBuiltins();
@@ -176,7 +186,7 @@ export class Lwm2mServer extends EventEmitter {
       registrationOf: (endpoint) => this.store.byEndpointName(endpoint),
       heard: (reg) => this.queue.heard(reg),
       emit: (event, ...args) => this.emit(event, ...args),
-    });
+    }, this.options.maxObservationsPerDevice, this.options.maxObservations);
     this.registrations = new RegistrationHandler({
       store: this.store, security: this.security, queue: this.queue, registry: this.registry,
       minLifetime: this.options.minLifetime, expiryGraceMs: this.options.expiryGraceMs,
@@ -336,10 +346,26 @@ export class Lwm2mServer extends EventEmitter {
       if (err instanceof CoapTimeoutError) throw new DeviceTimeoutError(registration.endpoint, label, err.message);
       throw err;
     };
+    if (this.pendingRequests >= this.options.maxPendingRequests) {
+      const err = new RequestLimitError(`${this.pendingRequests} requests to devices are pending: ${registration.endpoint} ${label ?? ''} is not sent`);
+      this.warnSometimes(err);
+      return Promise.reject(err);
+    }
+    this.pendingRequests++;
     return this.queue.whenAwake(registration, label, timeoutMs, () => {
       const peer = this.peerOf(registration);
       return send(this.transportFor(peer), peer).catch(timedOut);
+    }).finally(() => {
+      this.pendingRequests--;
     });
+  }
+
+  /** A warning for a refusal that may come by the thousand: at most one a second. */
+  private warnSometimes(err: Error): void {
+    const now = Date.now();
+    if (now - this.lastLimitWarning < 1000) return;
+    this.lastLimitWarning = now;
+    this.emit('warning', err);
   }
 
   private deviceRequest(endpoint: string, path: string | undefined, spec: CoapRequestSpec, o: RequestOptions = {}): Promise<CoapResponse> {
@@ -506,6 +532,12 @@ export class Lwm2mServer extends EventEmitter {
   }
 
   private async startObservation(registration: Registration, label: string, spec: Omit<CoapRequestSpec, 'observe'>, o: RequestOptions): Promise<Observation> {
+    try {
+      this.observations.checkRoom(registration.endpoint, label.includes(',') ? label.split(',') : label);
+    } catch (err) {
+      this.warnSometimes(err as Error);
+      throw err;
+    }
     const timeoutMs = o.timeoutMs ?? this.options.requestTimeoutMs;
     const handle = await this.send(registration, label, timeoutMs, (t, peer) => t.observe(peer, { ...spec, timeoutMs }));
     this.observations.accepted(handle, registration.endpoint, label);

@@ -45,10 +45,28 @@ export interface ObservationContext {
   emit(event: string, ...args: unknown[]): boolean;
 }
 
+export class ObservationLimitError extends Lwm2mError {}
+
 export class ObservationService {
   private readonly active = new Map<string, ActiveObservation>(); // `${endpoint}\n${pathKey}`
+  private readonly perEndpoint = new Map<string, number>();
 
-  constructor(private readonly ctx: ObservationContext) {}
+  constructor(private readonly ctx: ObservationContext, private readonly maxPerDevice = 64, private readonly maxTotal = 100_000) {}
+
+  /** Throws when a new observation of `path` would pass a limit (replacing one of the same path never does). */
+  checkRoom(endpoint: string, path: string | string[]): void {
+    if (this.active.has(this.key(endpoint, path))) return;
+    if (this.active.size >= this.maxTotal) throw new ObservationLimitError(`${this.maxTotal} observations are active: no more are started`);
+    if ((this.perEndpoint.get(endpoint) ?? 0) >= this.maxPerDevice) {
+      throw new ObservationLimitError(`${endpoint} has ${this.maxPerDevice} observations already: cancel one first`);
+    }
+  }
+
+  private counted(endpoint: string, delta: number): void {
+    const n = (this.perEndpoint.get(endpoint) ?? 0) + delta;
+    if (n > 0) this.perEndpoint.set(endpoint, n);
+    else this.perEndpoint.delete(endpoint);
+  }
 
   private key(endpoint: string, path: string | string[]): string {
     return `${endpoint}\n${Array.isArray(path) ? path.join(',') : path}`;
@@ -71,10 +89,13 @@ export class ObservationService {
     this.active.get(key)?.handle.close();
     const observationId = handle.token.toString('hex');
     const active: ActiveObservation = { observationId, endpoint, path, handle, basePath, request };
+    if (!this.active.has(key)) this.counted(endpoint, 1);
     this.active.set(key, active);
     handle.on('notification', (response) => this.notification(active, response));
     handle.on('end', () => {
-      if (this.active.get(key) === active) this.active.delete(key);
+      if (this.active.get(key) !== active) return;
+      this.active.delete(key);
+      this.counted(endpoint, -1);
     });
     return observationId;
   }
@@ -111,18 +132,21 @@ export class ObservationService {
     const active = this.active.get(key);
     if (!active) throw new Lwm2mError(`${endpoint}: no observation of ${Array.isArray(path) ? path.join(',') : path}`);
     this.active.delete(key);
+    this.counted(endpoint, -1);
     active.handle.close();
     return { request: active.request, token: active.handle.token };
   }
 
   /** The registration is gone or replaced: its observations end. */
   forget(endpoint: string): void {
+    if (!this.perEndpoint.has(endpoint)) return; // none: no need to look through them all
     for (const [key, obs] of this.active) {
       if (obs.endpoint === endpoint) {
-        obs.handle.close();
         this.active.delete(key);
+        obs.handle.close();
       }
     }
+    this.perEndpoint.delete(endpoint);
   }
 
   list(endpoint?: string): ObservationInfo[] {
@@ -132,7 +156,9 @@ export class ObservationService {
   }
 
   clear(): void {
-    for (const obs of this.active.values()) obs.handle.close();
+    const all = [...this.active.values()];
     this.active.clear();
+    this.perEndpoint.clear();
+    for (const obs of all) obs.handle.close();
   }
 }
