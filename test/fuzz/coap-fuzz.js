@@ -95,7 +95,7 @@ async function fuzzServer({ cases = 2000, seed = 1, sockets = 4 } = {}) {
   return { uncaught, textAnswers, stillServes: Boolean(answer && answer[1] === 0x41), warnings: warnings.length };
 }
 
-module.exports = { fuzzServer };
+module.exports = { fuzzServer, rng, mutate, SEEDS };
 
 if (require.main === module) {
   const cases = Number(process.env.FUZZ_CASES || 200000);
