@@ -1,6 +1,11 @@
 'use strict';
-// Shared test utilities: a free UDP port on loopback, waiting for events and node outputs.
+// Shared test utilities: a free UDP port on loopback, waiting for events and node outputs, a
+// throwaway PKI.
+const { execFileSync } = require('child_process');
 const dgram = require('dgram');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
 
 function freeUdpPort() {
   return new Promise((resolve, reject) => {
@@ -66,4 +71,27 @@ function collector(helperNode) {
 
 const delay = (ms) => new Promise((r) => setTimeout(r, ms));
 
-module.exports = { freeUdpPort, nextEvent, collector, delay };
+/**
+ * A throwaway PKI made by the openssl command in a new temporary directory: a P-256 CA (ca.key,
+ * ca.pem, CN `caName`) and for each [name, cn] a key (name.key) and a certificate it signed
+ * (name.pem). Returns the directory, or undefined when openssl is missing.
+ */
+function makePki(caName, entities) {
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'ignore' });
+  } catch {
+    return undefined;
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-pki-'));
+  const run = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+  run('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'ca.key');
+  run('req', '-x509', '-new', '-key', 'ca.key', '-subj', `/CN=${caName}`, '-days', '2', '-out', 'ca.pem');
+  for (const [name, cn] of entities) {
+    run('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${name}.key`);
+    run('req', '-new', '-key', `${name}.key`, '-subj', `/CN=${cn}`, '-out', `${name}.csr`);
+    run('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-out', `${name}.pem`);
+  }
+  return dir;
+}
+
+module.exports = { freeUdpPort, nextEvent, collector, delay, makePki };

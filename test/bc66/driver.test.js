@@ -5,20 +5,9 @@ const assert = require('assert');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { SerialPort } = require('serialport');
 const { Bc66Driver, Bc66CommandError, Bc66TimeoutError, startPtyPair } = require('../../dist/bc66');
-const { LineSplitter } = require('../../dist/bc66/at-line');
+const { scriptedModem } = require('./scripted-modem');
 const { nextEvent, delay } = require('../helpers');
-
-/** Plays the modem: `script(line, write)` answers each command line. */
-async function scriptedModem(device, script) {
-  const port = new SerialPort({ path: device, baudRate: 115200, autoOpen: false });
-  await new Promise((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
-  const write = (text) => port.write(text);
-  const splitter = new LineSplitter((line) => script(line, write));
-  port.on('data', (d) => splitter.push(d));
-  return { port, write, close: () => new Promise((r) => (port.isOpen ? port.close(() => r()) : r())) };
-}
 
 describe('BC66 driver over a pty', function () {
   this.timeout(20000);

@@ -7,24 +7,11 @@ const assert = require('assert');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { SerialPort } = require('serialport');
 const { Bc66Driver, Bc66Lwm2m, startPtyPair, atArg, AtArgumentError } = require('../../dist/bc66');
-const { LineSplitter } = require('../../dist/bc66/at-line');
+const { scriptedModem } = require('./scripted-modem');
 
 const KEY = '00112233445566778899aabbccddeeff';
 const IDENTITY = 'secret-identity-1';
-
-async function scriptedModem(device, script) {
-  const port = new SerialPort({ path: device, baudRate: 115200, autoOpen: false });
-  await new Promise((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
-  const lines = [];
-  const splitter = new LineSplitter((line) => {
-    lines.push(line);
-    script(line, (text) => port.write(text));
-  });
-  port.on('data', (d) => splitter.push(d));
-  return { lines, close: () => new Promise((r) => (port.isOpen ? port.close(() => r()) : r())) };
-}
 
 /** Answers the bring-up commands; `config` decides what AT+QLWCONFIG gets. */
 function modemScript(config) {

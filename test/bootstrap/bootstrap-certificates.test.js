@@ -4,10 +4,8 @@
 // LwM2M server accepts the handed-out raw public key for that endpoint only, and X.509 by its CN.
 // The software client bootstraps, then registers over coaps with what it was given. Loopback only.
 const assert = require('assert');
-const { execFileSync } = require('child_process');
 const crypto = require('crypto');
 const fs = require('fs');
-const os = require('os');
 const path = require('path');
 const { Lwm2mServer } = require('../../dist/lwm2m/server');
 const { BootstrapServer } = require('../../dist/lwm2m/server/bootstrap-server');
@@ -15,7 +13,7 @@ const { serverCredentialOf, validateConfig } = require('../../dist/lwm2m/server/
 const { Lwm2mClient } = require('../../dist/lwm2m/client');
 const { CoapTransport } = require('../../dist/lwm2m/coap/transport');
 const { rpkIdentity, spkiOf } = require('../../dist/dtls/certificates');
-const { nextEvent } = require('../helpers');
+const { makePki, nextEvent } = require('../helpers');
 
 describe('bootstrap of raw public keys and X.509 certificates', function () {
   this.timeout(20000);
@@ -26,20 +24,8 @@ describe('bootstrap of raw public keys and X.509 certificates', function () {
   const cleanup = [];
 
   before(function () {
-    try {
-      execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    } catch {
-      this.skip();
-    }
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-bs-pki-'));
-    const run = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-    run('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'ca.key');
-    run('req', '-x509', '-new', '-key', 'ca.key', '-subj', '/CN=fleet-ca', '-days', '2', '-out', 'ca.pem');
-    for (const [name, cn] of [['server', 'lwm2m-server'], ['device', 'urn:dev:bs-x509']]) {
-      run('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${name}.key`);
-      run('req', '-new', '-key', `${name}.key`, '-subj', `/CN=${cn}`, '-out', `${name}.csr`);
-      run('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-out', `${name}.pem`);
-    }
+    dir = makePki('fleet-ca', [['server', 'lwm2m-server'], ['device', 'urn:dev:bs-x509']]);
+    if (!dir) this.skip();
     const read = (file) => fs.readFileSync(path.join(dir, file), 'utf8');
     pki = { serverKey: crypto.createPrivateKey(read('server.key')), serverCert: new crypto.X509Certificate(read('server.pem')).raw, ca: read('ca.pem'), deviceKey: read('device.key'), deviceCert: read('device.pem') };
   });

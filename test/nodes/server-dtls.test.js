@@ -3,14 +3,12 @@
 // a certificate and key from PEM files with a device CA, the lwm2m-register node's security events
 // and its "security" input setting a device's PSK at run time. No key reaches a message.
 const assert = require('assert');
-const { execFileSync } = require('child_process');
 const crypto = require('crypto');
 const fs = require('fs');
-const os = require('os');
 const path = require('path');
 const helper = require('node-red-node-test-helper');
 const { Lwm2mClient } = require('../../dist/lwm2m/client');
-const { freeUdpPort, collector, delay } = require('../helpers');
+const { freeUdpPort, collector, delay, makePki } = require('../helpers');
 
 const serverNode = require('../../nodes/lwm2m-server.js');
 const registerNode = require('../../nodes/lwm2m-register.js');
@@ -25,20 +23,8 @@ describe('lwm2m-server node over DTLS (PSK and certificates)', function () {
   const closers = [];
 
   before(async function () {
-    try {
-      execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    } catch {
-      this.skip();
-    }
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'node-dtls-'));
-    const run = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-    run('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'ca.key');
-    run('req', '-x509', '-new', '-key', 'ca.key', '-subj', '/CN=node-ca', '-days', '2', '-out', 'ca.pem');
-    for (const [name, cn] of [['server', 'node-red-lwm2m'], ['device', 'urn:dev:cert-1']]) {
-      run('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${name}.key`);
-      run('req', '-new', '-key', `${name}.key`, '-subj', `/CN=${cn}`, '-out', `${name}.csr`);
-      run('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-out', `${name}.pem`);
-    }
+    dir = makePki('node-ca', [['server', 'node-red-lwm2m'], ['device', 'urn:dev:cert-1']]);
+    if (!dir) this.skip();
     await helper.startServer();
   });
   after(async () => {

@@ -6,12 +6,11 @@ const assert = require('assert');
 const { execFileSync } = require('child_process');
 const crypto = require('crypto');
 const fs = require('fs');
-const os = require('os');
 const path = require('path');
 const { Lwm2mServer } = require('../../dist/lwm2m/server');
 const { Lwm2mClient } = require('../../dist/lwm2m/client');
 const { rpkIdentity, spkiOf } = require('../../dist/dtls/certificates');
-const { nextEvent } = require('../helpers');
+const { makePki, nextEvent } = require('../helpers');
 
 describe('LwM2M over DTLS with X.509 certificates and raw public keys', function () {
   this.timeout(20000);
@@ -21,20 +20,8 @@ describe('LwM2M over DTLS with X.509 certificates and raw public keys', function
   const cleanup = [];
 
   before(function () {
-    try {
-      execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    } catch {
-      this.skip();
-    }
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-pki-'));
-    const run = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-    run('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'ca.key');
-    run('req', '-x509', '-new', '-key', 'ca.key', '-subj', '/CN=fleet-ca', '-days', '2', '-out', 'ca.pem');
-    for (const [name, cn] of [['server', 'lwm2m-server'], ['device', 'urn:dev:x509-1']]) {
-      run('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${name}.key`);
-      run('req', '-new', '-key', `${name}.key`, '-subj', `/CN=${cn}`, '-out', `${name}.csr`);
-      run('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-out', `${name}.pem`);
-    }
+    dir = makePki('fleet-ca', [['server', 'lwm2m-server'], ['device', 'urn:dev:x509-1']]);
+    if (!dir) this.skip();
     const key = (name) => crypto.createPrivateKey(fs.readFileSync(path.join(dir, `${name}.key`)));
     const der = (name) => new crypto.X509Certificate(fs.readFileSync(path.join(dir, `${name}.pem`))).raw;
     pki = { serverKey: key('server'), serverCert: der('server'), deviceKey: key('device'), deviceCert: der('device'), ca: der('ca') };
