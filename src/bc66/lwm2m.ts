@@ -300,7 +300,12 @@ export class Bc66Lwm2m extends EventEmitter {
 
   private onLwm2mUrc(urc: Urc): void {
     const [kind, ...f] = urc.fields;
-    const num = (i: number) => Number(f[i]);
+    // a field that is not a number refuses the whole URC (logged by onUrc): no NaN reaches a command
+    const num = (i: number) => {
+      const text = (f[i] ?? '').trim();
+      if (!/^-?\d{1,10}$/.test(text)) throw new Bc66Error(`field ${i + 2} ("${text.slice(0, 20)}") is not a number`);
+      return Number(text);
+    };
     switch (kind) {
       case 'read': {
         const mid = num(0);

@@ -29,6 +29,7 @@ interface ServerNodeDef extends NodeDef {
   maxObservationsPerDevice?: string | number;
   maxObservations?: string | number;
   maxPendingRequests?: string | number;
+  maxPendingPerDevice?: string | number;
   persist?: boolean;
   /** NoSec: Update/De-register from another address moves the registration (default true). */
   allowAddressChange?: boolean;
@@ -138,6 +139,7 @@ export = function register(RED: NodeAPI): void {
       maxObservationsPerDevice: Math.max(1, numberOr(def.maxObservationsPerDevice, 64)),
       maxObservations: Math.max(1, numberOr(def.maxObservations, 100_000)),
       maxPendingRequests: Math.max(1, numberOr(def.maxPendingRequests, 10_000)),
+      queueMaxPerDevice: Math.max(1, numberOr(def.maxPendingPerDevice, 100)),
     });
     loadCredentials(node, node.server);
     node.bootstrap = def.bootstrap ? new BootstrapServer({

@@ -89,4 +89,24 @@ describe('BC66 hardening', function () {
     await new Promise((r) => setTimeout(r, 100));
     assert.deepStrictEqual(modem.lines.slice(before), [], 'nothing was written to the modem');
   });
+
+  it('refuses URCs whose numeric fields do not parse, with a warning, and never sends a command with NaN', async () => {
+    modem = await scriptedModem(pty.a, modemScript((write) => write('\r\nOK\r\n')));
+    driver = new Bc66Driver({ path: pty.b, commandTimeoutMs: 600 });
+    const client = new Bc66Lwm2m(driver, {
+      serverHost: '127.0.0.1', serverPort: 5683, mode: 'direct', lifetime: 300, security: 'nosec',
+      objects: [{ objectId: 3303, instanceId: 0, resources: [5700] }], autoRegister: false, networkPollMs: 10, networkPolls: 3,
+    });
+    const warnings = [];
+    client.on('warning', (err) => warnings.push(err.message));
+    await client.start();
+    await client.setValue('/3303/0/5700', 21.5);
+    for (const urc of ['+QLWURC: "read",abc,3303,0,5700', '+QLWURC: "read",7,3303,,5700', '+QLWURC: "write",8,3303,x,5700,4,4,21.5',
+      '+QLWURC: "execute",9,3,0,4.5', '+QLWURC: "observe",10,0,3303,0,NaN']) modem.write(`\r\n${urc}\r\n`);
+    modem.write('\r\n+QLWURC: "read",11,3303,0,5700\r\n'); // a good one after them is still answered
+    for (let i = 0; i < 50 && !modem.lines.some((l) => l.startsWith('AT+QLWRDRSP=11,')); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(modem.lines.some((l) => l.startsWith('AT+QLWRDRSP=11,')), 'the good read is answered');
+    assert.deepStrictEqual(modem.lines.filter((l) => /NaN|undefined/.test(l)), []);
+    assert.strictEqual(warnings.filter((w) => /is not a number/.test(w)).length, 5, warnings.join('\n'));
+  });
 });

@@ -132,4 +132,31 @@ describe('LwM2M server hardening (NoSec)', function () {
     // once they timed out there is room again
     await assert.rejects(server.read('silent', '/3/0/0'), (err) => !(err instanceof RequestLimitError));
   });
+
+  it('takes an answer to its request only from the device: the right token from another address is ignored', async () => {
+    await start({ requestTimeoutMs: 2000 });
+    const dgram = require('dgram');
+    const { encodeMessage, decodeMessage } = require('../../dist/lwm2m/coap/message');
+    const device = dgram.createSocket('udp4');
+    const attacker = dgram.createSocket('udp4');
+    for (const s of [device, attacker]) await new Promise((r) => s.bind(0, '127.0.0.1', r));
+    const asked = new Promise((resolve) => device.on('message', (buf, rinfo) => {
+      const m = decodeMessage(buf);
+      if (m.code === 1) resolve({ m, rinfo }); // the server's GET
+    }));
+    device.send(encodeMessage({ type: 0, code: 2, messageId: 1, token: Buffer.from([1]), payload: Buffer.from('</3303/0>'),
+      options: [{ number: 11, value: Buffer.from('rd') }, { number: 12, value: Buffer.from([40]) }, { number: 15, value: Buffer.from('ep=victim') }] }), server.address().port, '127.0.0.1');
+    await new Promise((r) => setTimeout(r, 100));
+    const reading = server.read('victim', '/3303/0/5700', { format: 'text' });
+    const { m, rinfo } = await asked;
+    const answer = (value, messageId, type) => encodeMessage({ type, code: 69, messageId, token: m.token, options: [{ number: 12, value: Buffer.alloc(0) }], payload: Buffer.from(value) });
+    // the attacker knows the token (worst case) and answers first: as a piggybacked ACK, a CON and a NON
+    attacker.send(answer('66.6', m.messageId, 2), rinfo.port, rinfo.address);
+    attacker.send(answer('66.6', 0x7001, 0), rinfo.port, rinfo.address);
+    attacker.send(answer('66.6', 0x7002, 1), rinfo.port, rinfo.address);
+    await new Promise((r) => setTimeout(r, 100));
+    device.send(answer('21.5', m.messageId, 2), rinfo.port, rinfo.address);
+    assert.strictEqual((await reading).value, 21.5);
+    for (const s of [device, attacker]) s.close();
+  });
 });

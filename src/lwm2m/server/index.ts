@@ -67,6 +67,7 @@ export class Lwm2mServer extends EventEmitter {
       requestTimeoutMs: this.options.requestTimeoutMs,
       // a registration storm after a power cut arrives all at once
       receiveBufferSize: 4 * 1024 * 1024,
+      maxQueuePerPeer: this.options.queueMaxPerDevice,
     };
     this.transport = new CoapTransport({ ...transportOptions, type: this.options.type, port: this.options.port, address: options.address ?? anyAddress });
     this.transport.on('warning', (err) => this.emit('warning', err));

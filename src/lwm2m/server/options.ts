@@ -40,6 +40,10 @@ export interface ServerOptions {
   requestTimeoutMs?: number;
   defaultFormat?: FormatName;
   registry?: ObjectRegistry;
+  /**
+   * Requests pending for one device (default 100): queued for a sleeping (queue-mode) device, or
+   * waiting their turn for an awake one (CoAP NSTART 1). Beyond, a request fails at once.
+   */
   queueMaxPerDevice?: number;
   /** How long a queue-mode device counts as awake after its last message (LwM2M: MAX_TRANSMIT_WAIT, 93 s). */
   queueAwakeMs?: number;
