@@ -6,12 +6,15 @@ const { Fleet } = require('./lib/fleet');
 const { ChildServer } = require('./lib/child-server');
 const { table, fmt } = require('./lib/table');
 
-const KINDS = (process.env.BENCH_KINDS || 'bare-responder,coap-minimal,lwm2m-kit').split(',');
+// node-red: this package's lwm2m-server with an lwm2m-register node feeding a counter, in a real
+// Node-RED runtime (bench/servers/node-red-flow.js, flow "register")
+const KINDS = (process.env.BENCH_KINDS || 'bare-responder,coap-minimal,lwm2m-kit,node-red').split(',');
 
 async function storm(kind, n, { sockets = 64, window = 1024, skip = 0 } = {}) {
-  const server = new ChildServer(kind);
-  const target = await server.start();
+  const server = new ChildServer(kind === 'node-red' ? 'node-red-flow' : kind);
+  const target = await server.start(kind === 'node-red' ? { flow: 'register' } : undefined);
   const before = await server.stats();
+  const flowBefore = kind === 'node-red' ? await server.run('flowCounts') : undefined;
   const fleet = new Fleet({ target, sockets, window, deadlineMs: 300000 });
   await fleet.open();
   const decile = Math.ceil(n / 10);
@@ -37,11 +40,15 @@ async function storm(kind, n, { sockets = 64, window = 1024, skip = 0 } = {}) {
   const seconds = Number(ended - started) / 1e9;
   const rateAfterSkip = afterSkip ? (n - skip) / (Number(ended - afterSkip) / 1e9) : undefined;
   fleet.close();
+  // events the flow received, and status messages towards the editor while it ran
+  const flow = flowBefore && await server.run('flowCounts');
+  const flowEvents = flow && flow.registrations - flowBefore.registrations;
+  const statusPerSecond = flow && (flow.statusMessages - flowBefore.statusMessages) / seconds;
   const after = await server.stats();
   const steady = kind === 'lwm2m-kit' ? await server.run('steadyHeap') : undefined;
   await server.close();
   return {
-    kind, n, ok, failed, seconds, rate: ok / seconds, decileRates, rateAfterSkip,
+    kind, n, ok, failed, seconds, rate: ok / seconds, decileRates, rateAfterSkip, flowEvents, statusPerSecond,
     bytesPerDevice: (after.heapUsed - before.heapUsed) / Math.max(1, after.count),
     steadyBytesPerDevice: steady === undefined ? undefined : (steady - before.heapUsed) / Math.max(1, after.count),
     rssPerDevice: (after.rss - before.rss) / Math.max(1, after.count),
@@ -79,9 +86,13 @@ async function main(sizes) {
   const t3 = table(`Registration storm from 8 sockets, 64 in flight, ${fmt(narrowN)} devices (rate once 5k are registered)`,
     ['server', 'ok', 'failed', 'reg/s after 5k', 'vs bare responder'],
     narrow.map((r) => [r.kind, fmt(r.ok), fmt(r.failed), fmt(r.rateAfterSkip), bare ? fmt((r.rateAfterSkip / bare.rateAfterSkip) * 100) + '%' : '']));
+  const flowRows = [...results, ...narrow].filter((r) => r.kind === 'node-red').map((r) => [fmt(r.n), r.rateAfterSkip ? '8 sockets, 64 in flight' : '64 sockets, 1024 in flight',
+    fmt(r.flowEvents), fmt(r.rate), fmt(r.statusPerSecond, 1)]);
+  const t4 = table('Registration storm through a Node-RED flow (lwm2m-server → lwm2m-register → counter): events the flow received',
+    ['devices', 'load', 'register events in the flow', 'events/s overall', 'status messages/s to the editor (all nodes)'], flowRows);
   const memRows = results.filter((r) => r.kind === 'lwm2m-kit').map((r) => [r.kind, fmt(r.stored), fmt(r.steadyBytesPerDevice), fmt(r.bytesPerDevice), fmt(r.rssPerDevice)]);
   const t2 = table('Memory per registered device (after GC)', ['server', 'devices stored', 'heap B/device, registrations only', 'heap B/device incl. CoAP dedupe cache (~247 s)', 'RSS B/device'], memRows);
-  return { results, narrow, text: t1 + '\n' + t3 + '\n' + t2 };
+  return { results, narrow, text: [t1, t3, t4, t2].join('\n') };
 }
 
 module.exports = { main };

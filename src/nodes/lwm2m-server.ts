@@ -101,6 +101,9 @@ function loadCredentials(node: Node & { credentials?: ServerCredentials }, serve
   }
 }
 
+/** The device count in the node's status changes at most this often (a storm is thousands a second). */
+const STATUS_INTERVAL_MS = 500;
+
 export = function register(RED: NodeAPI): void {
   function Lwm2mServerNode(this: Lwm2mServerConfigNode & { server: Lwm2mServer; bootstrap: BootstrapServer | null; currentStatus: NodeStatus; credentials?: ServerCredentials }, def: ServerNodeDef) {
     RED.nodes.createNode(this, def);
@@ -162,16 +165,25 @@ export = function register(RED: NodeAPI): void {
       node.emit('lwm2m-status', status);
     };
     const listening = () => {
-      const n = node.server.listRegistrations().length;
+      if (statusTimer) clearTimeout(statusTimer);
+      statusTimer = null;
+      if (!node.server.running) return;
+      const n = node.server.registrationCount;
       const ports = [nosec !== 'off' ? `:${node.server.address().port}${nosec === 'bootstrap' ? ' bs' : ''}` : '', node.server.secureTransport ? `:${node.server.secureAddress().port} dtls` : ''];
       publish({ fill: 'green', shape: 'dot', text: `${ports.filter(Boolean).join(' ')} · ${n} device${n === 1 ? '' : 's'}` });
+    };
+    // a registration storm must not become a status storm (each status is a message to every
+    // editor): the count is shown at most every STATUS_INTERVAL_MS, the last one always
+    let statusTimer: NodeJS.Timeout | null = null;
+    const countChanged = () => {
+      statusTimer ??= setTimeout(listening, STATUS_INTERVAL_MS);
     };
     // refusals and DTLS session events reach the flows (lwm2m-register outputs them); never a key
     node.server.on('securityRefused', (r: SecurityRefusal) => node.emit('lwm2m-security', { event: 'refused', ...r }));
     node.server.on('secureSession', (e: { event: string; peer: { address: string; port: number }; identity?: string; cipherSuite?: string; reason?: string; alert?: number }) => {
       node.emit('lwm2m-security', { event: `dtls-${e.event}`, address: e.peer.address, port: e.peer.port, identity: e.identity, cipherSuite: e.cipherSuite, reason: e.reason, alert: e.alert });
     });
-    for (const event of ['register', 'deregister', 'expire']) node.server.on(event, listening);
+    for (const event of ['register', 'deregister', 'expire']) node.server.on(event, countChanged);
     node.server.on('warning', (err: Error) => {
       if (err.name === 'PersistenceError') node.warn(err.message);
       else node.debug(`LwM2M: ${err.message}`);
@@ -211,6 +223,8 @@ export = function register(RED: NodeAPI): void {
 
     const stop = async () => {
       starting = null;
+      if (statusTimer) clearTimeout(statusTimer);
+      statusTimer = null;
       node.bootstrap?.stop();
       serverStopped(node.server);
       await node.server.stop();

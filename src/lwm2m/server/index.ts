@@ -201,6 +201,11 @@ export class Lwm2mServer extends EventEmitter {
     return this.store.byRegistrationId(id);
   }
 
+  /** How many devices are registered (without copying the list). */
+  get registrationCount(): number {
+    return this.store.size;
+  }
+
   listRegistrations(): Registration[] {
     return this.store.list();
   }

@@ -5,10 +5,50 @@
 import type { EventEmitter } from 'events';
 import type { NodeAPI } from 'node-red';
 import { formatPath, parsePath } from '../../lwm2m/path';
+import type { Registration } from '../../lwm2m/server';
 import { Lwm2mError } from '../../lwm2m/types';
 import { DoneFunction, Lwm2mMessage, Lwm2mServerConfigNode, Node, SendFunction } from './types';
 
 export class MessageError extends Lwm2mError {}
+
+/** A node's status changes at most this often: each one is a message to every open editor. */
+const STATUS_INTERVAL_MS = 250;
+const statusSetters = new WeakMap<Node, (status: object) => void>();
+
+/**
+ * node.status, coalesced: the first change shows at once, later ones within STATUS_INTERVAL_MS
+ * are folded into the last, which is always shown (thousands of requests a second must not be
+ * thousands of status messages).
+ */
+export function showStatus(node: Node, status: object): void {
+  let set = statusSetters.get(node);
+  if (!set) {
+    let timer: NodeJS.Timeout | null = null;
+    let pending: object | null = null;
+    const flush = () => {
+      timer = null;
+      if (!pending) return;
+      node.status(pending);
+      pending = null;
+      timer = setTimeout(flush, STATUS_INTERVAL_MS);
+    };
+    set = (next: object) => {
+      if (timer) {
+        pending = next;
+        return;
+      }
+      node.status(next);
+      timer = setTimeout(flush, STATUS_INTERVAL_MS);
+    };
+    node.on('close', () => {
+      if (timer) clearTimeout(timer);
+      timer = null;
+      pending = null;
+    });
+    statusSetters.set(node, set);
+  }
+  set(status);
+}
 
 export interface FlowNodeConfig {
   server?: string;
@@ -25,7 +65,7 @@ export function attachServer(RED: NodeAPI, node: Node, config: FlowNodeConfig): 
     node.error('no lwm2m-server configuration node is selected');
     return null;
   }
-  const mirror = (status: object) => node.status(status);
+  const mirror = (status: object) => showStatus(node, status);
   const events = configNode as unknown as EventEmitter;
   events.on('lwm2m-status', mirror);
   configNode.use(node);
@@ -68,7 +108,7 @@ export function runRequest(
   node: Node, msg: Lwm2mMessage, send: SendFunction, done: DoneFunction, label: string,
   request: () => Promise<Lwm2mMessage | null>,
 ): void {
-  node.status({ fill: 'blue', shape: 'dot', text: label });
+  showStatus(node, { fill: 'blue', shape: 'dot', text: label });
   let promise: Promise<Lwm2mMessage | null>;
   try {
     promise = request();
@@ -76,17 +116,28 @@ export function runRequest(
     promise = Promise.reject(err);
   }
   promise.then((out) => {
-    node.status({ fill: 'green', shape: 'dot', text: `${out?.code ?? 'ok'} ${label}` });
+    showStatus(node, { fill: 'green', shape: 'dot', text: `${out?.code ?? 'ok'} ${label}` });
     if (out) send(out);
     done();
   }, (err: Error & { code?: string }) => {
     if (typeof err.code === 'string' && /^\d\.\d\d$/.test(err.code)) msg.code = err.code;
-    node.status({ fill: 'red', shape: 'ring', text: shortError(err) });
+    showStatus(node, { fill: 'red', shape: 'ring', text: shortError(err) });
     done(err);
   });
 }
 
-/** A registration as a message payload: plain JSON, dates as ISO strings. */
-export function registrationPayload(reg: object): Record<string, unknown> {
-  return JSON.parse(JSON.stringify(reg)) as Record<string, unknown>;
+/**
+ * A registration as a message payload: a copy the flow may change (dates as ISO strings, as JSON
+ * would give them), made field by field — a JSON round trip per event cost more than the
+ * registration itself during a storm.
+ */
+export function registrationPayload(reg: Registration): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...reg };
+  out.objects = reg.objects.map((o) => ({ ...o }));
+  out.supportedFormats = [...reg.supportedFormats];
+  out.registeredAt = reg.registeredAt.toISOString();
+  out.updatedAt = reg.updatedAt.toISOString();
+  out.expiresAt = reg.expiresAt.toISOString();
+  for (const key of Object.keys(out)) if (out[key] === undefined) delete out[key];
+  return out;
 }
