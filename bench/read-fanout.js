@@ -1,6 +1,6 @@
 'use strict';
 // 2. Read fan-out: with N registered clients (default 10k), the server reads /3/0 (SenML-CBOR) from
-// every one of them, `window` requests in flight. Baseline: the bare dgram + coap-packet responder
+// every one of them, `window` requests in flight, twice (the first pass warms the JIT up). Baseline: the bare dgram + coap-packet responder
 // reading the same fleet with raw GETs matched on message id and no decoding (the ceiling).
 const { Fleet } = require('./lib/fleet');
 const { ChildServer } = require('./lib/child-server');
@@ -26,10 +26,12 @@ async function fanout(kind, n, window) {
   fleet.onRequest = () => answer;
   let registered = 0;
   await fleet.pump(n, (i) => fleet.register(i, `read-${i}`), (i, r) => { if (r && r.code === '2.01') registered++; });
+  // two passes over the fleet: the first includes the JIT's warm-up, the second is the steady rate
+  const first = await server.run('readAll', { path: '/3/0', format: 'senml-cbor', window });
   const result = await server.run('readAll', { path: '/3/0', format: 'senml-cbor', window });
   fleet.close();
   await server.close();
-  return { kind, registered, ...result, rate: result.ok / result.seconds };
+  return { kind, registered, ...result, firstRate: first.ok / first.seconds, rate: result.ok / result.seconds };
 }
 
 async function main(n = 10000, window = 256) {
@@ -37,10 +39,10 @@ async function main(n = 10000, window = 256) {
   for (const kind of ['bare-responder', 'lwm2m-kit', 'node-red']) {
     const r = await fanout(kind, n, window);
     process.stderr.write(`read ${kind}: ${fmt(r.rate)}/s\n`);
-    rows.push([kind === 'node-red' ? 'node-red (lwm2m-read in a flow)' : kind, fmt(r.registered), fmt(r.ok), fmt(r.rate), r.p50 === undefined ? '' : fmt(r.p50, 2), r.p99 === undefined ? '' : fmt(r.p99, 2),
+    rows.push([kind === 'node-red' ? 'node-red (lwm2m-read in a flow)' : kind, fmt(r.registered), fmt(r.ok), fmt(r.firstRate), fmt(r.rate), r.p50 === undefined ? '' : fmt(r.p50, 2), r.p99 === undefined ? '' : fmt(r.p99, 2),
       r.statusMessages === undefined ? '' : fmt(r.statusMessages / r.seconds, 1)]);
   }
-  return { text: table(`Read fan-out: GET /3/0 SenML-CBOR from ${fmt(n)} devices, ${window} in flight`, ['server', 'devices', 'reads ok', 'reads/s', 'p50 ms', 'p99 ms', 'status messages/s to the editor'], rows) };
+  return { text: table(`Read fan-out: GET /3/0 SenML-CBOR from ${fmt(n)} devices, ${window} in flight`, ['server', 'devices', 'reads ok (second pass)', 'reads/s, first pass', 'reads/s, second pass', 'p50 ms', 'p99 ms', 'status messages/s to the editor'], rows) };
 }
 
 module.exports = { main };
