@@ -14,6 +14,8 @@ const ptyDir = path.join(root, '.pty');
 // the demo is the example flows together; they share the server config node (same id)
 const DEMO_FLOWS = ['demo-server-and-devices.json', 'bc66-temperature-device.json', 'bootstrap-bc66-device.json'];
 const port = Number(process.env.PORT || 1880);
+// the demo editor has no login: it listens on this machine only unless HOST says otherwise
+const host = process.env.HOST || '127.0.0.1';
 const serverPort = 5683;
 
 function prepareUserDir() {
@@ -22,6 +24,7 @@ function prepareUserDir() {
   if (!fs.existsSync(link)) fs.symlinkSync(root, link, 'dir');
   fs.writeFileSync(path.join(userDir, 'settings.js'), `module.exports = {
   uiPort: ${port},
+  uiHost: ${JSON.stringify(host)},
   flowFile: 'flows.json',
   credentialSecret: 'lwm2m-kit-demo',
   editorTheme: { projects: { enabled: false }, tours: false },
@@ -123,7 +126,7 @@ async function main() {
     process.stdout.write(chunk);
     if (!stopDevices && /Started flows/.test(chunk.toString())) {
       stopDevices = startDevices().then((stop) => {
-        console.log(`\nDemo running: open http://localhost:${port} — simulated devices register with the LwM2M server on UDP ${serverPort} (coap) and 5684 (coaps, one PSK device).`);
+        console.log(`\nDemo running: open http://${host === '0.0.0.0' || host === '::' ? 'localhost' : host}:${port} — simulated devices register with the LwM2M server on UDP ${serverPort} (coap) and 5684 (coaps, one PSK device).`);
         console.log('Press Ctrl+C to stop.\n');
         return stop;
       }, (err) => {

@@ -60,22 +60,35 @@ export = function register(RED: NodeAPI): void {
     const autoPaths = def.autoObserve && def.autoPaths
       ? def.autoPaths.split(/[\s,]+/).filter(Boolean).map((p) => formatPath(parsePath(p)))
       : [];
-    const onRegister = (reg: Registration) => {
-      if (def.endpoint && reg.endpoint !== def.endpoint) return;
-      for (const key of [...owned]) if (key.startsWith(`${reg.endpoint}\n`)) owned.delete(key);
+    const autoObserve = (reg: Registration, paths: string[]) => {
       // never on the registration path: the device gets its 2.01 first, then our requests
       setImmediate(() => {
-        for (const path of autoPaths) {
+        for (const path of paths) {
           startObservation(reg.endpoint, path, configuredAttributes, def.format && def.format !== 'auto' ? def.format : undefined)
             .then((result) => node.send({
               topic: 'observe', endpoint: reg.endpoint, path, payload: result.value, code: result.code,
               lwm2m: { observationId: result.observationId, auto: true },
             } as Lwm2mMessage))
-            .catch((err: Error) => node.warn(`auto-observe ${reg.endpoint} ${path}: ${err.message}`));
+            .catch((err: Error) => node.warn(`auto-observe ${reg.endpoint} ${path}: ${err.message} (tried again at its next Update)`));
         }
       });
     };
-    if (autoPaths.length) server.on('register', onRegister);
+    const onRegister = (reg: Registration) => {
+      if (def.endpoint && reg.endpoint !== def.endpoint) return;
+      for (const key of [...owned]) if (key.startsWith(`${reg.endpoint}\n`)) owned.delete(key);
+      autoObserve(reg, autoPaths);
+    };
+    // an Update of a device whose auto-observation is missing (it failed, or the registration was
+    // carried over a redeploy without its observations) starts it again
+    const onUpdate = (reg: Registration) => {
+      if (def.endpoint && reg.endpoint !== def.endpoint) return;
+      const missing = autoPaths.filter((p) => !server.isObserving(reg.endpoint, p));
+      if (missing.length) autoObserve(reg, missing);
+    };
+    if (autoPaths.length) {
+      server.on('register', onRegister);
+      server.on('update', onUpdate);
+    }
 
     node.on('input', (msg: Lwm2mMessage, send: SendFunction, done: DoneFunction) => {
       const cancelling = msg.topic === 'cancel';
@@ -100,6 +113,7 @@ export = function register(RED: NodeAPI): void {
     node.on('close', () => {
       server.removeListener('notify', onNotify);
       server.removeListener('register', onRegister);
+      server.removeListener('update', onUpdate);
       for (const key of owned) {
         const [endpoint, path] = key.split('\n');
         server.cancelObservation(endpoint, path.includes(',') ? path.split(',') : path).catch(() => {});

@@ -9,7 +9,7 @@ import * as path from 'path';
 import type { NodeAPI } from 'node-red';
 import { FormatName, toFormatName } from '../lwm2m/content';
 import { ObjectRegistry } from '../lwm2m/model';
-import { Lwm2mServer, pskEntry, SecureSocketOptions, SecurityRefusal } from '../lwm2m/server';
+import { Lwm2mServer, pskEntry, Registration, SecureSocketOptions, SecurityRefusal } from '../lwm2m/server';
 import { BootstrapServer } from '../lwm2m/server/bootstrap-server';
 import { acceptBootstrapCredentials, serverStarted, serverStopped } from './shared/security';
 import { Lwm2mServerConfigNode, Node, NodeDef, NodeStatus } from './shared/types';
@@ -104,6 +104,15 @@ function loadCredentials(node: Node & { credentials?: ServerCredentials }, serve
 /** The device count in the node's status changes at most this often (a storm is thousands a second). */
 const STATUS_INTERVAL_MS = 500;
 
+/**
+ * Registrations handed from a server node that a deploy stops to the node that replaces it (same
+ * node id, same address and ports — where the devices are registered; other settings may change):
+ * a Full deploy restarts every node, and without this every device would be unknown until it
+ * registers again — hours for NB-IoT devices with long lifetimes. Taken within a minute or dropped.
+ */
+const HANDOFF_MS = 60_000;
+const handoff = new Map<string, { at: number; registrations: Registration[] }>();
+
 export = function register(RED: NodeAPI): void {
   function Lwm2mServerNode(this: Lwm2mServerConfigNode & { server: Lwm2mServer; bootstrap: BootstrapServer | null; currentStatus: NodeStatus; credentials?: ServerCredentials }, def: ServerNodeDef) {
     RED.nodes.createNode(this, def);
@@ -125,6 +134,7 @@ export = function register(RED: NodeAPI): void {
     const securePort = def.securePort === undefined || def.securePort === '' ? undefined : numberOr(def.securePort, 5684);
     const nosec = def.nosec === 'off' || def.nosec === 'bootstrap' ? def.nosec : 'on';
     const certificates = securePort === undefined ? {} : loadCertificates(node, def);
+    const handoffKey = `${def.id}|${def.address ?? ''}|${port}|${securePort ?? ''}`;
     node.server = new Lwm2mServer({
       port,
       nosec,
@@ -203,6 +213,12 @@ export = function register(RED: NodeAPI): void {
       }
       try {
         await node.server.start();
+        const previous = handoff.get(handoffKey);
+        handoff.delete(handoffKey);
+        if (previous && Date.now() - previous.at < HANDOFF_MS) {
+          const n = node.server.restore(previous.registrations);
+          if (n > 0) node.log(`${n} registration${n === 1 ? '' : 's'} kept across the deploy`);
+        }
         serverStarted(node.server);
         const host = def.address || (ipv6 ? '[::]' : '0.0.0.0');
         const where = [nosec !== 'off' ? `${host}:${node.server.address().port}/udp${nosec === 'bootstrap' ? ' (bootstrap only)' : ''}` : '',
@@ -225,6 +241,10 @@ export = function register(RED: NodeAPI): void {
       starting = null;
       if (statusTimer) clearTimeout(statusTimer);
       statusTimer = null;
+      for (const [id, h] of handoff) if (Date.now() - h.at >= HANDOFF_MS) handoff.delete(id);
+      // (the last flow node's release stops the server before this node's own close says whether
+      // it is removed: the registrations are kept for a successor unless it is)
+      if (node.server.running) handoff.set(handoffKey, { at: Date.now(), registrations: node.server.listRegistrations() });
       node.bootstrap?.stop();
       serverStopped(node.server);
       await node.server.stop();
@@ -240,8 +260,10 @@ export = function register(RED: NodeAPI): void {
       }
     };
 
-    node.on('close', (done: () => void) => {
-      const closing = starting ? starting.then(stop) : Promise.resolve();
+    node.on('close', (removed: boolean, done: () => void) => {
+      const closing = (starting ? starting.then(stop) : Promise.resolve()).then(() => {
+        if (removed) handoff.delete(handoffKey);
+      });
       stopping = closing;
       closing.then(() => done(), (err: Error) => {
         node.error(err.message);

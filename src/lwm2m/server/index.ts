@@ -147,9 +147,24 @@ export class Lwm2mServer extends EventEmitter {
         const why = [...skipped].map(([reason, n]) => `${n} ${reason}`).join(', ');
         this.emit('warning', new PersistenceError(`${this.persistence.file}: ${count} saved registration${count === 1 ? '' : 's'} skipped (${why})`));
       }
-      for (const registration of saved) if (!this.store.byEndpointName(registration.endpoint)) this.store.add(registration);
+      this.restore(saved);
     }
     this.started = true;
+  }
+
+  /**
+   * Takes over registrations another instance held (a saved file, or the node this one replaces
+   * at a redeploy): those not expired and not registered again meanwhile. No events: the devices
+   * did not register, they are known again.
+   */
+  restore(registrations: Registration[], now = Date.now()): number {
+    let restored = 0;
+    for (const registration of registrations) {
+      if (registration.expiresAt.getTime() <= now || this.store.byEndpointName(registration.endpoint) || this.store.full) continue;
+      this.store.add(registration);
+      restored++;
+    }
+    return restored;
   }
 
   async stop(): Promise<void> {
@@ -482,6 +497,11 @@ export class Lwm2mServer extends EventEmitter {
         observe: 1, token, timeoutMs: o.timeoutMs,
       }).catch((err: Error) => this.emit('warning', err));
     }
+  }
+
+  /** Whether `path` (or a composite path list) of the device is observed now. */
+  isObserving(endpoint: string, path: string | string[]): boolean {
+    return this.observations.has(endpoint, Array.isArray(path) ? path.map((p) => formatPath(parsePath(p))) : formatPath(parsePath(path)));
   }
 
   listObservations(endpoint?: string): ObservationInfo[] {

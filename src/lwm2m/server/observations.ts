@@ -149,6 +149,10 @@ export class ObservationService {
     this.perEndpoint.delete(endpoint);
   }
 
+  has(endpoint: string, path: string | string[]): boolean {
+    return this.active.has(this.key(endpoint, path));
+  }
+
   list(endpoint?: string): ObservationInfo[] {
     return [...this.active.values()]
       .filter((o) => endpoint === undefined || o.endpoint === endpoint)
