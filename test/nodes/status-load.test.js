@@ -77,4 +77,35 @@ describe('status under load', function () {
       events.removeListener('node-status', onStatus);
     }
   });
+
+  it('shows a failed request as its code and meaning, and keeps it until the next request', async () => {
+    const port = await freeUdpPort();
+    await helper.load([serverNode, registerNode, readNode], [
+      { id: 'f1', type: 'tab', label: 'status' },
+      { id: 'srv', type: 'lwm2m-server', address: '127.0.0.1', port, timeout: 2 },
+      { id: 'read', z: 'f1', type: 'lwm2m-read', server: 'srv', endpoint: 'st-1', path: '/3/0/999', format: 'text', wires: [[]] },
+    ]);
+    const srv = helper.getNode('srv');
+    for (let i = 0; i < 100 && !srv.server.running; i++) await delay(20);
+    const last = new Map();
+    const onStatus = (e) => last.set(e.id, e.status);
+    events.on('node-status', onStatus);
+    const device = new CoapTransport({ address: '127.0.0.1', requestTimeoutMs: 3000 });
+    device.setHandler((ex) => ex.respond({ code: '4.04' }));
+    await device.open();
+    try {
+      const register = (ep) => device.request({ address: '127.0.0.1', port }, { method: 'POST', path: '/rd', query: [`ep=${ep}`, 'lt=300'], contentFormat: 40, payload: Buffer.from('</3/0>') });
+      await register('st-1');
+      await delay(600);
+      helper.getNode('read').receive({ payload: 1 });
+      await delay(400);
+      assert.strictEqual(last.get('read').text, '4.04 Not Found');
+      await register('st-2'); // the server's device count changes: the error stays shown
+      await delay(700);
+      assert.strictEqual(last.get('read').text, '4.04 Not Found');
+    } finally {
+      events.removeListener('node-status', onStatus);
+      await device.close();
+    }
+  });
 });

@@ -65,7 +65,10 @@ export function attachServer(RED: NodeAPI, node: Node, config: FlowNodeConfig): 
     node.error('no lwm2m-server configuration node is selected');
     return null;
   }
-  const mirror = (status: object) => showStatus(node, status);
+  // the server's status (listening, device count) is mirrored, except over a request's error
+  const mirror = (status: object) => {
+    if (!failedNodes.has(node)) showStatus(node, status);
+  };
   const events = configNode as unknown as EventEmitter;
   events.on('lwm2m-status', mirror);
   configNode.use(node);
@@ -95,10 +98,23 @@ export function formatOf(msg: Lwm2mMessage, config: FlowNodeConfig): string | un
   return format && format !== 'auto' ? format : undefined;
 }
 
-export function shortError(err: Error): string {
+/** RFC 7252 §12.1.2 and RFC 8516: what a response code means, for status texts. */
+const CODE_MEANINGS: Record<string, string> = {
+  '4.00': 'Bad Request', '4.01': 'Unauthorized', '4.02': 'Bad Option', '4.03': 'Forbidden', '4.04': 'Not Found',
+  '4.05': 'Method Not Allowed', '4.06': 'Not Acceptable', '4.08': 'Request Entity Incomplete', '4.12': 'Precondition Failed',
+  '4.13': 'Request Entity Too Large', '4.15': 'Unsupported Content-Format', '4.29': 'Too Many Requests', '5.00': 'Internal Server Error',
+  '5.01': 'Not Implemented', '5.02': 'Bad Gateway', '5.03': 'Service Unavailable', '5.04': 'Gateway Timeout', '5.05': 'Proxying Not Supported',
+};
+
+/** A status text for a failed request: the CoAP code and its meaning when the device answered one, else the error, shortened. */
+export function shortError(err: Error & { code?: unknown }): string {
+  if (typeof err.code === 'string' && CODE_MEANINGS[err.code]) return `${err.code} ${CODE_MEANINGS[err.code]}`;
   const text = err.message || String(err);
   return text.length > 40 ? `${text.slice(0, 37)}…` : text;
 }
+
+/** Flow nodes whose last request failed: their red status stays until their next request. */
+const failedNodes = new WeakSet<Node>();
 
 /**
  * Runs one request for an input message: blue dot while it runs, the outcome's code after,
@@ -108,6 +124,7 @@ export function runRequest(
   node: Node, msg: Lwm2mMessage, send: SendFunction, done: DoneFunction, label: string,
   request: () => Promise<Lwm2mMessage | null>,
 ): void {
+  failedNodes.delete(node);
   showStatus(node, { fill: 'blue', shape: 'dot', text: label });
   let promise: Promise<Lwm2mMessage | null>;
   try {
@@ -121,6 +138,7 @@ export function runRequest(
     done();
   }, (err: Error & { code?: string }) => {
     if (typeof err.code === 'string' && /^\d\.\d\d$/.test(err.code)) msg.code = err.code;
+    failedNodes.add(node);
     showStatus(node, { fill: 'red', shape: 'ring', text: shortError(err) });
     done(err);
   });
