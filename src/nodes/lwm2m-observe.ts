@@ -6,7 +6,8 @@
 import type { NodeAPI } from 'node-red';
 import type { Notification, Registration, WriteAttributes } from '../lwm2m/server';
 import { formatPath, parsePath } from '../lwm2m/path';
-import { endpointOf, FlowNodeConfig, formatOf, pathOf, runRequest } from './shared/flow-node';
+import { endpointOf, FlowNodeConfig, formatOf, pathOf, runRequest, showFailure } from './shared/flow-node';
+import { AutoObserveRetries, keepObservations, takeObservations } from './shared/observations';
 import { DeviceRoleConfig } from './device';
 import { registerFlowNode } from './shared/define';
 import { DoneFunction, Lwm2mMessage, NodeDef, SendFunction } from './shared/types';
@@ -26,7 +27,8 @@ function observationKey(endpoint: string, path: string | string[]): string {
 export = function register(RED: NodeAPI): void {
   registerFlowNode<ObserveNodeDef>(RED, 'lwm2m-observe', 'observe', (node, def, configNode) => {
     const server = configNode.server;
-    const owned = new Set<string>();
+    // observations this node started (endpoint\npath), with those of the node a deploy replaced
+    const owned = takeObservations(node.id);
 
     const configuredAttributes: WriteAttributes = {};
     for (const name of ATTRIBUTES) {
@@ -60,34 +62,51 @@ export = function register(RED: NodeAPI): void {
     const autoPaths = def.autoObserve && def.autoPaths
       ? def.autoPaths.split(/[\s,]+/).filter(Boolean).map((p) => formatPath(parsePath(p)))
       : [];
+    const retries = new AutoObserveRetries();
     const autoObserve = (reg: Registration, paths: string[]) => {
       // never on the registration path: the device gets its 2.01 first, then our requests
       setImmediate(() => {
         for (const path of paths) {
           startObservation(reg.endpoint, path, configuredAttributes, def.format && def.format !== 'auto' ? def.format : undefined)
-            .then((result) => node.send({
-              topic: 'observe', endpoint: reg.endpoint, path, payload: result.value, code: result.code,
-              lwm2m: { observationId: result.observationId, auto: true },
-            } as Lwm2mMessage))
-            .catch((err: Error) => node.warn(`auto-observe ${reg.endpoint} ${path}: ${err.message} (tried again at its next Update)`));
+            .then((result) => {
+              retries.succeeded(reg.endpoint, path);
+              node.send({
+                topic: 'observe', endpoint: reg.endpoint, path, payload: result.value, code: result.code,
+                lwm2m: { observationId: result.observationId, auto: true },
+              } as Lwm2mMessage);
+            }, (err: Error & { code?: string }) => {
+              // on the node's status and to Catch nodes, then again with backoff (and at the next Update)
+              showFailure(node, err, `auto ${path}: `);
+              const msg: Lwm2mMessage = { topic: 'observe', endpoint: reg.endpoint, path, lwm2m: { auto: true } };
+              if (typeof err.code === 'string' && /^\d\.\d\d$/.test(err.code)) msg.code = err.code;
+              node.error(`auto-observe ${reg.endpoint} ${path}: ${err.message}`, msg);
+              retries.failed(reg.endpoint, path, () => {
+                const current = server.getRegistration(reg.endpoint);
+                if (current && !server.isObserving(reg.endpoint, path)) autoObserve(current, [path]);
+              });
+            });
         }
       });
     };
     const onRegister = (reg: Registration) => {
       if (def.endpoint && reg.endpoint !== def.endpoint) return;
       for (const key of [...owned]) if (key.startsWith(`${reg.endpoint}\n`)) owned.delete(key);
+      retries.forget(reg.endpoint);
       autoObserve(reg, autoPaths);
     };
     // an Update of a device whose auto-observation is missing (it failed, or the registration was
-    // carried over a redeploy without its observations) starts it again
+    // carried over to a new socket without its observations) starts it again
     const onUpdate = (reg: Registration) => {
       if (def.endpoint && reg.endpoint !== def.endpoint) return;
       const missing = autoPaths.filter((p) => !server.isObserving(reg.endpoint, p));
       if (missing.length) autoObserve(reg, missing);
     };
+    const onGone = (reg: Registration) => retries.forget(reg.endpoint);
     if (autoPaths.length) {
       server.on('register', onRegister);
       server.on('update', onUpdate);
+      server.on('deregister', onGone);
+      server.on('expire', onGone);
     }
 
     node.on('input', (msg: Lwm2mMessage, send: SendFunction, done: DoneFunction) => {
@@ -110,15 +129,26 @@ export = function register(RED: NodeAPI): void {
       });
     });
 
-    node.on('close', () => {
+    // (two parameters: Node-RED passes `removed` only to a handler that also takes `done`)
+    node.on('close', (removed: boolean, done: () => void) => {
       server.removeListener('notify', onNotify);
       server.removeListener('register', onRegister);
       server.removeListener('update', onUpdate);
+      server.removeListener('deregister', onGone);
+      server.removeListener('expire', onGone);
+      retries.clear();
+      // a deploy keeps the server running (lwm2m-server): the observations stay, for this node's successor
+      if (!removed) {
+        keepObservations(node.id, owned);
+        done();
+        return;
+      }
       for (const key of owned) {
         const [endpoint, path] = key.split('\n');
         server.cancelObservation(endpoint, path.includes(',') ? path.split(',') : path).catch(() => {});
       }
       owned.clear();
+      done();
     });
   });
 };

@@ -6,11 +6,13 @@
 import { createPrivateKey, X509Certificate } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
+import type { EventEmitter } from 'events';
 import type { NodeAPI } from 'node-red';
 import { FormatName, toFormatName } from '../lwm2m/content';
 import { ObjectRegistry } from '../lwm2m/model';
-import { Lwm2mServer, pskEntry, Registration, SecureSocketOptions, SecurityRefusal } from '../lwm2m/server';
+import { Lwm2mServer, pskEntry, SecureSocketOptions, SecurityRefusal } from '../lwm2m/server';
 import { BootstrapServer } from '../lwm2m/server/bootstrap-server';
+import { adoptServer, closingForDeploy, keepServer, settingsKey, takeRegistrations, watchDeploys } from './shared/server-keeper';
 import { acceptBootstrapCredentials, serverStarted, serverStopped } from './shared/security';
 import { Lwm2mServerConfigNode, Node, NodeDef, NodeStatus } from './shared/types';
 
@@ -101,74 +103,105 @@ function loadCredentials(node: Node & { credentials?: ServerCredentials }, serve
   }
 }
 
+interface Listening {
+  port: number;
+  securePort: number | undefined;
+  nosec: 'on' | 'off' | 'bootstrap';
+  ipv6: boolean;
+}
+
+/** The node's LwM2M server (and bootstrap server) from its settings; nothing is bound until start(). */
+function createServer(node: Node & { server: Lwm2mServer; bootstrap: BootstrapServer | null; credentials?: ServerCredentials }, def: ServerNodeDef, where: Listening, userDir: string | undefined): void {
+  let defaultFormat: FormatName | undefined;
+  try {
+    defaultFormat = def.format && def.format !== 'auto' ? toFormatName(def.format) : undefined;
+  } catch (err) {
+    node.warn((err as Error).message);
+  }
+  const registry = ObjectRegistry.withBuiltins();
+  // kept in Node-RED's user directory, one file per server node
+  const persistenceFile = def.persist && userDir ? path.join(userDir, `lwm2m-registrations-${def.id}.json`) : undefined;
+  const certificates = where.securePort === undefined ? {} : loadCertificates(node, def);
+  node.server = new Lwm2mServer({
+    port: where.port,
+    nosec: where.nosec,
+    secure: where.securePort === undefined ? undefined : { port: where.securePort, ...certificates },
+    address: def.address || (where.ipv6 ? '::' : '0.0.0.0'),
+    type: where.ipv6 ? 'udp6' : 'udp4',
+    requestTimeoutMs: numberOr(def.timeout, 93) * 1000,
+    queueAwakeMs: numberOr(def.queueAwake, 93) * 1000,
+    defaultFormat,
+    registry,
+    persistenceFile,
+    allowAddressChange: def.allowAddressChange !== false,
+    // limits sized for a Raspberry Pi (the help says what happens beyond each)
+    maxRegistrations: Math.max(1, numberOr(def.maxRegistrations, 100_000)),
+    maxObservationsPerDevice: Math.max(1, numberOr(def.maxObservationsPerDevice, 64)),
+    maxObservations: Math.max(1, numberOr(def.maxObservations, 100_000)),
+    maxPendingRequests: Math.max(1, numberOr(def.maxPendingRequests, 10_000)),
+    queueMaxPerDevice: Math.max(1, numberOr(def.maxPendingPerDevice, 100)),
+  });
+  loadCredentials(node, node.server);
+  node.bootstrap = def.bootstrap ? new BootstrapServer({
+    transport: node.server,
+    registry,
+    maxSessions: Math.max(1, numberOr(def.bootstrapSessions, 100)),
+    onCredentials: (endpoint, account) => {
+      if (!acceptBootstrapCredentials(endpoint, account)) node.debug(`bootstrap: no lwm2m-server here listens on ${account.uri} (DTLS); its credentials go to the device only`);
+    },
+  }) : null;
+  if (node.bootstrap) node.server.setBootstrapHandler((exchange) => node.bootstrap!.handle(exchange));
+}
+
+async function stopServer(node: { server: Lwm2mServer; bootstrap: BootstrapServer | null }): Promise<void> {
+  node.bootstrap?.stop();
+  serverStopped(node.server);
+  await node.server.stop();
+}
+
+/** Adds listeners to an emitter; the function returned removes exactly those. */
+function listen(emitter: EventEmitter, listeners: Record<string, (...args: never[]) => void>): () => void {
+  for (const [event, listener] of Object.entries(listeners)) emitter.on(event, listener as (...args: unknown[]) => void);
+  return () => {
+    for (const [event, listener] of Object.entries(listeners)) emitter.removeListener(event, listener as (...args: unknown[]) => void);
+  };
+}
+
 /** The device count in the node's status changes at most this often (a storm is thousands a second). */
 const STATUS_INTERVAL_MS = 500;
+/** The socket closes this long after the last flow node left, unless one comes back (a deploy of flow nodes only). */
+const IDLE_STOP_MS = 2_000;
 
-/**
- * Registrations handed from a server node that a deploy stops to the node that replaces it (same
- * node id, same address and ports — where the devices are registered; other settings may change):
- * a Full deploy restarts every node, and without this every device would be unknown until it
- * registers again — hours for NB-IoT devices with long lifetimes. Taken within a minute or dropped.
- */
-const HANDOFF_MS = 60_000;
-const handoff = new Map<string, { at: number; registrations: Registration[] }>();
+type ServerNode = Lwm2mServerConfigNode & { server: Lwm2mServer; bootstrap: BootstrapServer | null; currentStatus: NodeStatus; credentials?: ServerCredentials };
 
 export = function register(RED: NodeAPI): void {
-  function Lwm2mServerNode(this: Lwm2mServerConfigNode & { server: Lwm2mServer; bootstrap: BootstrapServer | null; currentStatus: NodeStatus; credentials?: ServerCredentials }, def: ServerNodeDef) {
+  watchDeploys(RED);
+  function Lwm2mServerNode(this: ServerNode, def: ServerNodeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
     // every flow node that uses this connection listens to its status: more than 10 is normal
     node.setMaxListeners(0);
     const ipv6 = def.ipv6 === true;
     const port = numberOr(def.port, 5683);
-    let defaultFormat: FormatName | undefined;
-    try {
-      defaultFormat = def.format && def.format !== 'auto' ? toFormatName(def.format) : undefined;
-    } catch (err) {
-      node.warn((err as Error).message);
-    }
-    const registry = ObjectRegistry.withBuiltins();
-    // kept in Node-RED's user directory, one file per server node
-    const userDir = (RED.settings as unknown as { userDir?: string }).userDir;
-    const persistenceFile = def.persist && userDir ? path.join(userDir, `lwm2m-registrations-${def.id}.json`) : undefined;
     const securePort = def.securePort === undefined || def.securePort === '' ? undefined : numberOr(def.securePort, 5684);
     const nosec = def.nosec === 'off' || def.nosec === 'bootstrap' ? def.nosec : 'on';
-    const certificates = securePort === undefined ? {} : loadCertificates(node, def);
-    const handoffKey = `${def.id}|${def.address ?? ''}|${port}|${securePort ?? ''}`;
-    node.server = new Lwm2mServer({
-      port,
-      nosec,
-      secure: securePort === undefined ? undefined : { port: securePort, ...certificates },
-      address: def.address || (ipv6 ? '::' : '0.0.0.0'),
-      type: ipv6 ? 'udp6' : 'udp4',
-      requestTimeoutMs: numberOr(def.timeout, 93) * 1000,
-      queueAwakeMs: numberOr(def.queueAwake, 93) * 1000,
-      defaultFormat,
-      registry,
-      persistenceFile,
-      allowAddressChange: def.allowAddressChange !== false,
-      // limits sized for a Raspberry Pi (the help says what happens beyond each)
-      maxRegistrations: Math.max(1, numberOr(def.maxRegistrations, 100_000)),
-      maxObservationsPerDevice: Math.max(1, numberOr(def.maxObservationsPerDevice, 64)),
-      maxObservations: Math.max(1, numberOr(def.maxObservations, 100_000)),
-      maxPendingRequests: Math.max(1, numberOr(def.maxPendingRequests, 10_000)),
-      queueMaxPerDevice: Math.max(1, numberOr(def.maxPendingPerDevice, 100)),
-    });
-    loadCredentials(node, node.server);
-    node.bootstrap = def.bootstrap ? new BootstrapServer({
-      transport: node.server,
-      registry,
-      maxSessions: Math.max(1, numberOr(def.bootstrapSessions, 100)),
-      onCredentials: (endpoint, account) => {
-        if (!acceptBootstrapCredentials(endpoint, account)) node.debug(`bootstrap: no lwm2m-server here listens on ${account.uri} (DTLS); its credentials go to the device only`);
-      },
-    }) : null;
-    if (node.bootstrap) node.server.setBootstrapHandler((exchange) => node.bootstrap!.handle(exchange));
+    const settings = settingsKey(def as unknown as Record<string, unknown>, node.credentials as Record<string, unknown> | undefined);
+    // the server a deploy left running, when nothing changed: taken over with its socket and state
+    const adopted = adoptServer(def.id, settings);
+    // …or, when settings changed, its registrations (once it has stopped and freed its ports)
+    const handed = adopted ? Promise.resolve([]) : takeRegistrations(def.id);
+    if (adopted) {
+      node.server = adopted.server;
+      node.bootstrap = adopted.bootstrap;
+    } else {
+      createServer(node, def, { port, securePort, nosec, ipv6 }, (RED.settings as unknown as { userDir?: string }).userDir);
+    }
     node.currentStatus = { fill: 'grey', shape: 'ring', text: 'not started' };
 
     const users = new Set<Node>();
     let starting: Promise<void> | null = null;
     let stopping: Promise<void> = Promise.resolve();
+    let idleTimer: NodeJS.Timeout | null = null;
 
     const publish = (status: NodeStatus) => {
       node.currentStatus = status;
@@ -188,23 +221,33 @@ export = function register(RED: NodeAPI): void {
     const countChanged = () => {
       statusTimer ??= setTimeout(listening, STATUS_INTERVAL_MS);
     };
-    // refusals and DTLS session events reach the flows (lwm2m-register outputs them); never a key
-    node.server.on('securityRefused', (r: SecurityRefusal) => node.emit('lwm2m-security', { event: 'refused', ...r }));
-    node.server.on('secureSession', (e: { event: string; peer: { address: string; port: number }; identity?: string; cipherSuite?: string; reason?: string; alert?: number }) => {
-      node.emit('lwm2m-security', { event: `dtls-${e.event}`, address: e.peer.address, port: e.peer.port, identity: e.identity, cipherSuite: e.cipherSuite, reason: e.reason, alert: e.alert });
-    });
-    for (const event of ['register', 'deregister', 'expire']) node.server.on(event, countChanged);
-    node.server.on('warning', (err: Error) => {
-      if (err.name === 'PersistenceError') node.warn(err.message);
-      else node.debug(`LwM2M: ${err.message}`);
+    // this node's listeners on the server, removed when a successor takes the server over
+    const detach = listen(node.server, {
+      // refusals and DTLS session events reach the flows (lwm2m-register outputs them); never a key
+      securityRefused: (r: SecurityRefusal) => node.emit('lwm2m-security', { event: 'refused', ...r }),
+      secureSession: (e: { event: string; peer: { address: string; port: number }; identity?: string; cipherSuite?: string; reason?: string; alert?: number }) => {
+        node.emit('lwm2m-security', { event: `dtls-${e.event}`, address: e.peer.address, port: e.peer.port, identity: e.identity, cipherSuite: e.cipherSuite, reason: e.reason, alert: e.alert });
+      },
+      register: countChanged,
+      deregister: countChanged,
+      expire: countChanged,
+      warning: (err: Error) => {
+        if (err.name === 'PersistenceError') node.warn(err.message);
+        else node.debug(`LwM2M: ${err.message}`);
+      },
     });
 
     const start = async () => {
       await stopping;
+      if (node.server.running) {
+        // taken over from the node a deploy stopped: already listening, with its devices
+        listening();
+        return;
+      }
       publish({ fill: 'yellow', shape: 'ring', text: `starting :${port}` });
       if (def.modelDir) {
         try {
-          const report = await registry.loadFolder(def.modelDir);
+          const report = await node.server.registry.loadFolder(def.modelDir);
           for (const err of report.errors) node.warn(`object model: ${err.message}`);
           node.log(`object model: ${report.loaded.length} definitions from ${def.modelDir}`);
         } catch (err) {
@@ -212,13 +255,10 @@ export = function register(RED: NodeAPI): void {
         }
       }
       try {
+        const registrations = await handed;
         await node.server.start();
-        const previous = handoff.get(handoffKey);
-        handoff.delete(handoffKey);
-        if (previous && Date.now() - previous.at < HANDOFF_MS) {
-          const n = node.server.restore(previous.registrations);
-          if (n > 0) node.log(`${n} registration${n === 1 ? '' : 's'} kept across the deploy`);
-        }
+        const n = node.server.restore(registrations);
+        if (n > 0) node.log(`${n} registration${n === 1 ? '' : 's'} kept across the deploy`);
         serverStarted(node.server);
         const host = def.address || (ipv6 ? '[::]' : '0.0.0.0');
         const where = [nosec !== 'off' ? `${host}:${node.server.address().port}/udp${nosec === 'bootstrap' ? ' (bootstrap only)' : ''}` : '',
@@ -232,40 +272,62 @@ export = function register(RED: NodeAPI): void {
       }
     };
 
-    node.use = (user: Node) => {
-      users.add(user);
-      if (!starting) starting = start();
-    };
-
     const stop = async () => {
       starting = null;
       if (statusTimer) clearTimeout(statusTimer);
       statusTimer = null;
-      for (const [id, h] of handoff) if (Date.now() - h.at >= HANDOFF_MS) handoff.delete(id);
-      // (the last flow node's release stops the server before this node's own close says whether
-      // it is removed: the registrations are kept for a successor unless it is)
-      if (node.server.running) handoff.set(handoffKey, { at: Date.now(), registrations: node.server.listRegistrations() });
-      node.bootstrap?.stop();
-      serverStopped(node.server);
-      await node.server.stop();
+      await stopServer(node);
       publish({ fill: 'grey', shape: 'ring', text: 'stopped' });
     };
 
-    node.release = async (user: Node) => {
-      users.delete(user);
-      if (users.size === 0 && starting) {
-        const wasStarting = starting;
-        stopping = wasStarting.then(stop);
-        await stopping;
-      }
+    const cancelIdleStop = () => {
+      if (idleTimer) clearTimeout(idleTimer);
+      idleTimer = null;
+    };
+    const stopWhenIdle = () => {
+      cancelIdleStop();
+      idleTimer = setTimeout(() => {
+        idleTimer = null;
+        if (users.size === 0 && starting) {
+          const wasStarting = starting;
+          stopping = wasStarting.then(stop);
+        }
+      }, IDLE_STOP_MS);
     };
 
+    node.use = (user: Node) => {
+      users.add(user);
+      cancelIdleStop();
+      if (!starting) starting = start();
+    };
+
+    // the last flow node to leave closes the socket a moment later, unless a deploy brings one back
+    node.release = async (user: Node) => {
+      users.delete(user);
+      if (users.size === 0) stopWhenIdle();
+    };
+    // a server taken over with no flow node to use it is not kept open
+    if (adopted) stopWhenIdle();
+
     node.on('close', (removed: boolean, done: () => void) => {
-      const closing = (starting ? starting.then(stop) : Promise.resolve()).then(() => {
-        if (removed) handoff.delete(handoffKey);
-      });
-      stopping = closing;
-      closing.then(() => done(), (err: Error) => {
+      cancelIdleStop();
+      if (statusTimer) clearTimeout(statusTimer);
+      statusTimer = null;
+      detach();
+      const running = starting ?? Promise.resolve();
+      starting = null;
+      // a deploy: the server stays up for the node that replaces this one
+      if (!removed && closingForDeploy()) {
+        running.then(() => {
+          if (node.server.running) keepServer(def.id, settings, { server: node.server, bootstrap: node.bootstrap }, () => stopServer(node));
+          done();
+        }, () => done());
+        return;
+      }
+      // removed, or flows stopping otherwise (shutdown, restart): the server stops, saving its
+      // registrations to its file when the node says so
+      stopping = running.then(() => stopServer(node));
+      stopping.then(() => done(), (err: Error) => {
         node.error(err.message);
         done();
       });

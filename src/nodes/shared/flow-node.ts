@@ -116,6 +116,12 @@ export function shortError(err: Error & { code?: unknown }): string {
 /** Flow nodes whose last request failed: their red status stays until their next request. */
 const failedNodes = new WeakSet<Node>();
 
+/** A red status for a failed request, kept over the server's status until the node's next request. */
+export function showFailure(node: Node, err: Error & { code?: unknown }, prefix = ''): void {
+  failedNodes.add(node);
+  showStatus(node, { fill: 'red', shape: 'ring', text: prefix + shortError(err) });
+}
+
 /**
  * Runs one request for an input message: blue dot while it runs, the outcome's code after,
  * `msg.code` set on failure so a Catch node sees it. Never throws.
@@ -138,8 +144,7 @@ export function runRequest(
     done();
   }, (err: Error & { code?: string }) => {
     if (typeof err.code === 'string' && /^\d\.\d\d$/.test(err.code)) msg.code = err.code;
-    failedNodes.add(node);
-    showStatus(node, { fill: 'red', shape: 'ring', text: shortError(err) });
+    showFailure(node, err);
     done(err);
   });
 }
