@@ -16,15 +16,24 @@ const { DEMO_FLOWS, demoFlows, mergeExamples, retargetPorts } = require('../../s
 const { freeUdpPort, delay } = require('../helpers');
 
 helper.init(require.resolve('node-red'));
-// the helper registers its own catch/status/complete module once per node of that type in the flow,
-// and a type registered twice is an error: once per load (each load has a new node API) is enough
-for (const [type, load] of Object.entries(helper._nodeModules ?? {})) {
-  const loaded = new WeakSet();
-  helper._nodeModules[type] = (red) => {
-    if (loaded.has(red)) return undefined;
-    loaded.add(red);
-    return load(red);
-  };
+
+/**
+ * The helper registers its own catch/status/complete module once per node of that type in the
+ * flow, and a type registered twice is an error (the examples together have two catch nodes): while
+ * these tests run, once per load (each load has a new node API). Undone after them: the helper is
+ * shared by every test file.
+ */
+function registerCoreNodesOnce() {
+  const saved = { ...helper._nodeModules };
+  for (const [type, load] of Object.entries(saved)) {
+    const loaded = new WeakSet();
+    helper._nodeModules[type] = (red) => {
+      if (loaded.has(red)) return undefined;
+      loaded.add(red);
+      return load(red);
+    };
+  }
+  return () => Object.assign(helper._nodeModules, saved);
 }
 
 const EXAMPLES_DIR = path.join(__dirname, '..', '..', 'examples');
@@ -212,13 +221,16 @@ describe('example flows', function () {
 
   describe('in a Node-RED runtime', () => {
     let dir;
+    let restoreCoreNodes;
     const modems = {};
 
     before(async () => {
+      restoreCoreNodes = registerCoreNodesOnce();
       await helper.startServer();
       dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-examples-'));
     });
     after(async () => {
+      restoreCoreNodes();
       await helper.stopServer();
       fs.rmSync(dir, { recursive: true, force: true });
     });
