@@ -11,7 +11,10 @@ const { spawn } = require('child_process');
 const root = path.join(__dirname, '..');
 const userDir = path.join(root, '.node-red');
 const ptyDir = path.join(root, '.pty');
-// the demo is the example flows together; they share the server config node (same id)
+// the demo is the example flows together on ONE lwm2m-server: the first file's. Each example has a
+// server of its own (own id, own ports) so that it can be imported alone or beside the others;
+// mergeExamples() drops the others' servers and points what used them at the demo's (below).
+// examples/dashboard-chart.json is left out: it needs @flowfuse/node-red-dashboard, no dependency here.
 const DEMO_FLOWS = ['demo-server-and-devices.json', 'bc66-temperature-device.json', 'bootstrap-bc66-device.json'];
 const port = Number(process.env.PORT || 1880);
 // the demo editor has no login: it listens on this machine only unless HOST says otherwise
@@ -35,13 +38,93 @@ function prepareUserDir() {
 `);
   const flows = path.join(userDir, 'flows.json');
   // a flow the user changed in the editor is kept; delete .node-red/flows.json to get the demo back
-  if (!fs.existsSync(flows)) {
-    const byId = new Map();
-    for (const file of DEMO_FLOWS) {
-      for (const node of JSON.parse(fs.readFileSync(path.join(root, 'examples', file), 'utf8'))) byId.set(node.id, node);
+  if (!fs.existsSync(flows)) fs.writeFileSync(flows, JSON.stringify(demoFlows(), null, 2));
+}
+
+/** The demo's flows: the DEMO_FLOWS examples merged onto the first one's lwm2m-server. */
+function demoFlows() {
+  return mergeExamples(DEMO_FLOWS.map((file) => JSON.parse(fs.readFileSync(path.join(root, 'examples', file), 'utf8'))));
+}
+
+/**
+ * Merges example flows (arrays of nodes) into one flow with ONE lwm2m-server: the first example's
+ * (it must have exactly one). Every other example's lwm2m-server nodes are dropped, and:
+ * - every field of any node that holds a dropped server's id (the flow nodes' and the bootstrap
+ *   configurations' `server`, or any other field that selects a server) is given the kept server's id;
+ * - where a dropped server was reached by address rather than by id, its ports become the kept
+ *   server's (NoSec port → port, DTLS securePort → securePort), in that example's own nodes only:
+ *   coap:// and coaps:// URIs in any string (a bootstrap configuration's server URIs, URIs in its
+ *   extra writes), and the port fields of PORT_FIELDS (an lwm2m-bc66 modem's serverPort). A port that
+ *   is none of the dropped server's (a device pointed at another server) is left alone.
+ * Node ids must be unique across the examples: a duplicate is an error, not silently replaced.
+ */
+function mergeExamples(examples) {
+  const servers = (nodes) => nodes.filter((n) => n.type === 'lwm2m-server');
+  const [primary, ...others] = examples;
+  const kept = servers(primary);
+  if (kept.length !== 1) throw new Error(`the first example must have exactly one lwm2m-server (it has ${kept.length})`);
+  const target = kept[0];
+  const renamed = new Map(); // dropped server id → kept server id
+  const merged = [...primary];
+  for (const nodes of others) {
+    const ports = new Map(); // dropped server's port → the kept server's
+    for (const s of servers(nodes)) {
+      renamed.set(s.id, target.id);
+      if (s.port !== undefined && s.port !== '') ports.set(Number(s.port), Number(target.port));
+      if (s.securePort !== undefined && s.securePort !== '' && target.securePort !== undefined && target.securePort !== '') {
+        ports.set(Number(s.securePort), Number(target.securePort));
+      }
     }
-    fs.writeFileSync(flows, JSON.stringify([...byId.values()], null, 2));
+    for (const node of nodes) {
+      if (node.type === 'lwm2m-server') continue;
+      merged.push(retargetPorts(node, ports));
+    }
   }
+  const seen = new Set();
+  for (const node of merged) {
+    if (seen.has(node.id)) throw new Error(`node id ${node.id} is in more than one example`);
+    seen.add(node.id);
+  }
+  return merged.map((node) => replaceIds(node, renamed));
+}
+
+/** Fields holding the UDP port of an LwM2M server as a bare number, by node type. */
+const PORT_FIELDS = { 'lwm2m-bc66': ['serverPort'] };
+
+/**
+ * A copy of `node` that reaches an LwM2M server at the ports `ports` maps (Map: old port → new
+ * port): in its coap(s):// URIs and its PORT_FIELDS. Ports `ports` does not have are kept.
+ */
+function retargetPorts(node, ports) {
+  const copy = retargetUris(structuredClone(node), ports);
+  for (const field of PORT_FIELDS[copy.type] ?? []) {
+    if (copy[field] !== undefined && copy[field] !== '' && ports.has(Number(copy[field]))) copy[field] = ports.get(Number(copy[field]));
+  }
+  return copy;
+}
+
+/** Every coap(s)://host:port in a string field (at any depth) with its port mapped by `ports`. */
+function retargetUris(value, ports) {
+  if (typeof value === 'string') {
+    return value.replace(/(coaps?:\/\/(?:\[[^\]]*\]|[^/:\s[\]"]+)):(\d+)/g, (all, head, port) => (ports.has(Number(port)) ? `${head}:${ports.get(Number(port))}` : all));
+  }
+  if (Array.isArray(value)) return value.map((v) => retargetUris(v, ports));
+  if (value && typeof value === 'object') {
+    for (const key of Object.keys(value)) value[key] = retargetUris(value[key], ports);
+  }
+  return value;
+}
+
+/** A node whose fields (at any depth, its own id aside) that hold a renamed id hold the new one. */
+function replaceIds(node, renamed) {
+  const walk = (v) => {
+    if (typeof v === 'string') return renamed.get(v) ?? v;
+    if (Array.isArray(v)) return v.map(walk);
+    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]));
+    return v;
+  };
+  const { id, ...rest } = node;
+  return { id, ...walk(rest) };
 }
 
 /** Two emulated BC66 modems behind pty pairs; the demo flows' lwm2m-bc66 nodes open the host ends. */
@@ -147,7 +230,11 @@ async function main() {
   red.on('exit', (code) => process.exit(code || 0));
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+module.exports = { DEMO_FLOWS, demoFlows, mergeExamples, retargetPorts };
+
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
