@@ -6,7 +6,7 @@
 import type { NodeAPI } from 'node-red';
 import type { Notification, Registration, WriteAttributes } from '../lwm2m/server';
 import { formatPath, parsePath } from '../lwm2m/path';
-import { endpointOf, FlowNodeConfig, formatOf, pathOf, runRequest, showFailure } from './shared/flow-node';
+import { endpointOf, FlowNodeConfig, formatOf, pathOf, runRequest, showFailure, clearFailure } from './shared/flow-node';
 import { AutoObserveRetries, keepObservations, takeObservations } from './shared/observations';
 import { DeviceRoleConfig } from './device';
 import { registerFlowNode } from './shared/define';
@@ -70,6 +70,7 @@ export = function register(RED: NodeAPI): void {
           startObservation(reg.endpoint, path, configuredAttributes, def.format && def.format !== 'auto' ? def.format : undefined)
             .then((result) => {
               retries.succeeded(reg.endpoint, path);
+              clearFailure(node, configNode.currentStatus);
               node.send({
                 topic: 'observe', endpoint: reg.endpoint, path, payload: result.value, code: result.code,
                 lwm2m: { observationId: result.observationId, auto: true },
@@ -79,7 +80,7 @@ export = function register(RED: NodeAPI): void {
               showFailure(node, err, `auto ${path}: `);
               const msg: Lwm2mMessage = { topic: 'observe', endpoint: reg.endpoint, path, lwm2m: { auto: true } };
               if (typeof err.code === 'string' && /^\d\.\d\d$/.test(err.code)) msg.code = err.code;
-              node.error(`auto-observe ${reg.endpoint} ${path}: ${err.message}`, msg);
+              node.error(`auto-observe: ${err.message}`, msg);
               retries.failed(reg.endpoint, path, () => {
                 const current = server.getRegistration(reg.endpoint);
                 if (current && !server.isObserving(reg.endpoint, path)) autoObserve(current, [path]);

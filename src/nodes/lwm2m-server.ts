@@ -12,6 +12,8 @@ import { FormatName, toFormatName } from '../lwm2m/content';
 import { ObjectRegistry } from '../lwm2m/model';
 import { Lwm2mServer, pskEntry, SecureSocketOptions, SecurityRefusal } from '../lwm2m/server';
 import { BootstrapServer } from '../lwm2m/server/bootstrap-server';
+import { addServer } from './admin/directory';
+import { registerRoutes } from './admin/routes';
 import { adoptServer, closingForDeploy, keepServer, settingsKey, takeRegistrations, watchDeploys } from './shared/server-keeper';
 import { acceptBootstrapCredentials, serverStarted, serverStopped } from './shared/security';
 import { Lwm2mServerConfigNode, Node, NodeDef, NodeStatus } from './shared/types';
@@ -176,6 +178,7 @@ type ServerNode = Lwm2mServerConfigNode & { server: Lwm2mServer; bootstrap: Boot
 
 export = function register(RED: NodeAPI): void {
   watchDeploys(RED);
+  registerRoutes(RED);
   function Lwm2mServerNode(this: ServerNode, def: ServerNodeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
@@ -197,6 +200,8 @@ export = function register(RED: NodeAPI): void {
       createServer(node, def, { port, securePort, nosec, ipv6 }, (RED.settings as unknown as { userDir?: string }).userDir);
     }
     node.currentStatus = { fill: 'grey', shape: 'ring', text: 'not started' };
+    // the editor's device browser lists this server while the node exists
+    const leaveDirectory = addServer(def.id, def.name ?? '', node.server, node.bootstrap);
 
     const users = new Set<Node>();
     let starting: Promise<void> | null = null;
@@ -314,6 +319,7 @@ export = function register(RED: NodeAPI): void {
       if (statusTimer) clearTimeout(statusTimer);
       statusTimer = null;
       detach();
+      leaveDirectory();
       const running = starting ?? Promise.resolve();
       starting = null;
       // a deploy: the server stays up for the node that replaces this one

@@ -139,7 +139,7 @@ describe('deploys keep registrations', function () {
     await client.start(); // no /3303 yet: the auto-observation gets 4.04
     const failure = await caught.next(() => true, 5000);
     assert.strictEqual(failure.code, '4.04');
-    assert.match(failure.error.message, /auto-observe late-1 \/3303\/0\/5700/);
+    assert.match(failure.error.message, /auto-observe: late-1 \/3303\/0\/5700/);
     client.setInstance(3303, 0, { 5700: 19, 5701: 'Cel' });
     // first retry 5 s later, with no Update from the device
     const observed = await obsOut.next((m) => m.topic === 'observe' && m.lwm2m.auto, 9000);

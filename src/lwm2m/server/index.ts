@@ -22,7 +22,7 @@ import { DeviceNotFoundError, DeviceTimeoutError, RequestFailedError, RequestLim
 import { attributeQuery, compositeFormat, decodeAnswer, negotiateFormat, WriteAttributes } from './formats';
 import { ObservationInfo, ObservationService } from './observations';
 import { PersistenceError, RegistrationFile } from './persistence';
-import { QueueMode } from './queue-mode';
+import { DevicePresence, QueueMode } from './queue-mode';
 import { newRegistrationId, parseQuery, Registration } from './registration';
 import { RegistrationHandler } from './registration-handler';
 import { RequestOptions, ResolvedServerOptions, ServerOptions, withDefaults } from './options';
@@ -34,6 +34,7 @@ export { PersistenceError } from './persistence';
 export { Registration, RegisteredObject, BadRegistrationError } from './registration';
 export { RegistrationStore } from './store';
 export { WriteAttributes } from './formats';
+export { DevicePresence } from './queue-mode';
 export { Notification, ObservationInfo, ObservationLimitError } from './observations';
 export { ReplacedEvent, SendEvent, SecurityRefusal } from './registration-handler';
 export { MemorySecurityStore, PskEntry, pskEntry, SecurityConfigError, SecurityStore } from './security';
@@ -216,9 +217,19 @@ export class Lwm2mServer extends EventEmitter {
     return this.store.byRegistrationId(id);
   }
 
+  /** Whether a device is awake (always, outside queue mode), how many requests wait for it, when it last talked. */
+  presence(registration: Registration): DevicePresence {
+    return this.queue.presence(registration);
+  }
+
   /** How many devices are registered (without copying the list). */
   get registrationCount(): number {
     return this.store.size;
+  }
+
+  /** Every registration, without copying 100k of them (a page of a list, a search). */
+  eachRegistration(): IterableIterator<Registration> {
+    return this.store.values();
   }
 
   listRegistrations(): Registration[] {

@@ -11,6 +11,12 @@ interface QueuedRequest {
   timer: NodeJS.Timeout;
 }
 
+export interface DevicePresence {
+  awake: boolean;
+  queued: number;
+  lastHeard?: Date;
+}
+
 export class QueueMode {
   private readonly queues = new Map<string, QueuedRequest[]>(); // by registration id
   /** When each queue-mode device last talked (registration id → ms); others are always reachable. */
@@ -38,6 +44,12 @@ export class QueueMode {
   private awake(registration: Registration): boolean {
     if (!registration.queueMode) return true;
     return Date.now() - (this.lastHeard.get(registration.id) ?? 0) < this.awakeMs;
+  }
+
+  /** What a device browser shows: awake or asleep, requests waiting, when a queue-mode device last talked. */
+  presence(registration: Registration): DevicePresence {
+    const heard = this.lastHeard.get(registration.id);
+    return { awake: this.awake(registration), queued: this.queues.get(registration.id)?.length ?? 0, lastHeard: heard === undefined ? undefined : new Date(heard) };
   }
 
   /** Runs `send` now, or when the queue-mode device next talks. */

@@ -37,6 +37,11 @@ export class RegistrationStore {
     return this.byAddress.get(`${address}|${port}`);
   }
 
+  /** Every registration, without a copy (do not change the store while iterating). */
+  values(): IterableIterator<Registration> {
+    return this.byEndpoint.values();
+  }
+
   list(): Registration[] {
     return [...this.byEndpoint.values()];
   }

@@ -122,6 +122,11 @@ export function showFailure(node: Node, err: Error & { code?: unknown }, prefix 
   showStatus(node, { fill: 'red', shape: 'ring', text: prefix + shortError(err) });
 }
 
+/** A request that ends a node's failure: the server's status shows again. */
+export function clearFailure(node: Node, status: object): void {
+  if (failedNodes.delete(node)) showStatus(node, status);
+}
+
 /**
  * Runs one request for an input message: blue dot while it runs, the outcome's code after,
  * `msg.code` set on failure so a Catch node sees it. Never throws.
