@@ -281,11 +281,10 @@
     RED.events.on('deploy', function () { setTimeout(loadServers, 500); });
 
     /** For dialogs: the registered endpoints of a server that match what was typed. */
-    RED.lwm2m = {
-        endpoints: function (serverId, q) { return serverId ? api('GET', 'servers/' + encodeURIComponent(serverId) + '/endpoints?q=' + encodeURIComponent(q || '')) : $.Deferred().resolve([]).promise(); },
-        objects: function (serverId) { return api('GET', 'model' + (serverId ? '?server=' + encodeURIComponent(serverId) : '')); },
-        object: function (serverId, id) { return api('GET', 'model/' + id + (serverId ? '?server=' + encodeURIComponent(serverId) : '')); },
-    };
+    RED.lwm2m = RED.lwm2m || {};
+    RED.lwm2m.endpoints = function (serverId, q) { return serverId && serverId !== '_ADD_' ? api('GET', 'servers/' + encodeURIComponent(serverId) + '/endpoints?q=' + encodeURIComponent(q || '')) : $.Deferred().resolve([]).promise(); };
+    RED.lwm2m.objects = function (serverId) { return api('GET', 'model' + (serverId ? '?server=' + encodeURIComponent(serverId) : '')); };
+    RED.lwm2m.object = function (serverId, id) { return api('GET', 'model/' + id + (serverId ? '?server=' + encodeURIComponent(serverId) : '')); };
 
     var added = false;
     function addTab() {

@@ -5,6 +5,8 @@
  */
 import type { NodeAPI } from 'node-red';
 import type { Notification, Registration, WriteAttributes } from '../lwm2m/server';
+import { namedValues } from '../lwm2m/model';
+import type { ValueTree } from '../lwm2m/types';
 import { formatPath, parsePath } from '../lwm2m/path';
 import { endpointOf, FlowNodeConfig, formatOf, pathOf, runRequest, showFailure, clearFailure } from './shared/flow-node';
 import { AutoObserveRetries, keepObservations, takeObservations } from './shared/observations';
@@ -16,6 +18,8 @@ interface ObserveNodeDef extends NodeDef, FlowNodeConfig, DeviceRoleConfig {
   pmin?: string; pmax?: string; gt?: string; lt?: string; st?: string;
   autoObserve?: boolean;
   autoPaths?: string;
+  /** Also output msg.named: the values keyed by resource names. */
+  named?: boolean;
 }
 
 const ATTRIBUTES = ['pmin', 'pmax', 'gt', 'lt', 'st'] as const;
@@ -49,10 +53,18 @@ export = function register(RED: NodeAPI): void {
       }
     };
 
+    /** msg.named for a value of a path (or of each path of a composite observation), when asked. */
+    const named = (path: string | string[], value: unknown): Record<string, unknown> => {
+      if (!def.named) return {};
+      const tree = value as ValueTree;
+      if (!Array.isArray(path)) return { named: namedValues(server.registry, parsePath(path), tree) };
+      return { named: Object.fromEntries(Object.entries(tree as Record<string, ValueTree>).map(([p, v]) => [p, namedValues(server.registry, parsePath(p), v)])) };
+    };
+
     const onNotify = (n: Notification) => {
       if (!owned.has(observationKey(n.endpoint, n.path))) return;
       const msg: Lwm2mMessage = {
-        topic: 'notify', endpoint: n.endpoint, path: n.path, payload: n.value, code: n.code, format: n.format,
+        topic: 'notify', endpoint: n.endpoint, path: n.path, payload: n.value, code: n.code, format: n.format, ...named(n.path, n.value),
         lwm2m: { observationId: n.observationId, receivedAt: n.receivedAt.toISOString() },
       };
       node.send(msg);
@@ -72,7 +84,7 @@ export = function register(RED: NodeAPI): void {
               retries.succeeded(reg.endpoint, path);
               clearFailure(node, configNode.currentStatus);
               node.send({
-                topic: 'observe', endpoint: reg.endpoint, path, payload: result.value, code: result.code,
+                topic: 'observe', endpoint: reg.endpoint, path, payload: result.value, code: result.code, ...named(path, result.value),
                 lwm2m: { observationId: result.observationId, auto: true },
               } as Lwm2mMessage);
             }, (err: Error & { code?: string }) => {
@@ -124,7 +136,7 @@ export = function register(RED: NodeAPI): void {
         const attrs: WriteAttributes = { ...configuredAttributes, ...(msg.attributes ?? {}) };
         const result = await startObservation(endpoint, path, attrs, formatOf(msg, def));
         return Object.assign(msg, {
-          topic: 'observe', payload: result.value, code: result.code,
+          topic: 'observe', payload: result.value, code: result.code, ...named(path, result.value),
           lwm2m: { ...(msg.lwm2m ?? {}), observationId: result.observationId },
         });
       });

@@ -13,10 +13,19 @@ import { DoneFunction, Lwm2mMessage, NodeDef, SendFunction } from './shared/type
 
 interface WriteNodeDef extends NodeDef, FlowNodeConfig, DeviceRoleConfig {
   mode?: 'replace' | 'update';
+  /** What to write: a typed input (msg.payload unless the node says otherwise). */
+  value?: string;
+  valueType?: string;
 }
 
 export = function register(RED: NodeAPI): void {
   registerFlowNode<WriteNodeDef>(RED, 'lwm2m-write', 'write', (node, def, configNode) => {
+    // the node's Value (msg.payload by default; nodes saved before it existed have none)
+    const valueOf = (msg: Lwm2mMessage): Promise<unknown> => new Promise((resolve, reject) => {
+      const type = def.valueType || 'msg';
+      const property = def.value || (type === 'msg' ? 'payload' : '');
+      RED.util.evaluateNodeProperty(property, type, node, msg, (err: Error | null, value: unknown) => (err ? reject(new MessageError(err.message)) : resolve(value)));
+    });
     node.on('input', (msg: Lwm2mMessage, send: SendFunction, done: DoneFunction) => {
       const topic = typeof msg.topic === 'string' && msg.topic ? msg.topic : 'write';
       runRequest(node, msg, send, done, topic, async () => {
@@ -44,8 +53,9 @@ export = function register(RED: NodeAPI): void {
           const result = await server.delete(endpoint, path);
           return Object.assign(msg, { code: result.code });
         }
-        if (msg.payload === undefined || msg.payload === null) throw new MessageError('nothing to write: msg.payload is empty');
-        const result = await server.write(endpoint, path, msg.payload as ValueTree, { format, mode: def.mode || undefined });
+        const value = await valueOf(msg);
+        if (value === undefined || value === null) throw new MessageError(`nothing to write: ${def.valueType === 'msg' || !def.valueType ? `msg.${def.value || 'payload'}` : 'the node\'s Value'} is empty`);
+        const result = await server.write(endpoint, path, value as ValueTree, { format, mode: def.mode || undefined });
         return Object.assign(msg, { topic: 'write', code: result.code });
       });
     });

@@ -15,7 +15,8 @@ export function registerFlowNode<D extends NodeDef & FlowNodeConfig & DeviceRole
 ): void {
   function FlowNode(this: Node, def: D) {
     RED.nodes.createNode(this, def);
-    if (attachDeviceRole(RED, kind, this, def)) return;
+    // the dialog's role choice; nodes saved before it existed act as the selector they use says
+    if ((def as { role?: string }).role !== 'server' && attachDeviceRole(RED, kind, this, def)) return;
     const configNode = attachServer(RED, this, def);
     if (configNode) serverRole(this, def, configNode);
   }
