@@ -8,6 +8,7 @@ import type { BootstrapConfig, BootstrapServerAccount, BootstrapSessionEvent } f
 import { ValueTree } from '../lwm2m/types';
 import { attachServer, MessageError } from './shared/flow-node';
 import { DoneFunction, Lwm2mMessage, Node, NodeDef, SendFunction } from './shared/types';
+import { statusKey, t, useTranslator } from './shared/i18n';
 
 interface ServerRow {
   uri: string;
@@ -36,6 +37,7 @@ interface Credentials {
 }
 
 export = function register(RED: NodeAPI): void {
+  useTranslator(RED);
   function Lwm2mBootstrapConfigNode(this: Node<Credentials>, def: BootstrapNodeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
@@ -43,8 +45,8 @@ export = function register(RED: NodeAPI): void {
     if (!configNode) return;
     const bootstrap = configNode.bootstrap;
     if (!bootstrap) {
-      node.status({ fill: 'red', shape: 'ring', text: 'bootstrap interface is off' });
-      node.error('the selected lwm2m-server has its bootstrap interface switched off');
+      node.status({ fill: 'red', shape: 'ring', text: statusKey('bootstrapOff') });
+      node.error(t('runtime.bootstrapOff'));
       return;
     }
     const added = new Set<string>();
@@ -95,10 +97,10 @@ export = function register(RED: NodeAPI): void {
       const config = fromEditor();
       bootstrap.setConfig(config);
       added.add(config.endpoint);
-      node.status({ fill: 'green', shape: 'dot', text: `${config.endpoint}: ${config.servers.length} server(s)` });
+      node.status({ fill: 'green', shape: 'dot', text: t('status.bootstrapServers', { endpoint: config.endpoint, count: config.servers.length }) });
     } catch (err) {
-      node.status({ fill: 'red', shape: 'ring', text: 'invalid configuration' });
-      node.error(`bootstrap configuration: ${(err as Error).message}`);
+      node.status({ fill: 'red', shape: 'ring', text: statusKey('invalidConfig') });
+      node.error(t('runtime.bootstrapInvalid', { error: (err as Error).message }));
     }
 
     const onSession = (event: BootstrapSessionEvent) => {
@@ -106,8 +108,8 @@ export = function register(RED: NodeAPI): void {
       // a Bootstrap-Request nobody has a configuration for is every node's business
       if (!mine && !(event.event === 'failed' && event.step === 'request')) return;
       node.send({ topic: 'bootstrap', endpoint: event.endpoint, payload: event, code: event.code } as Lwm2mMessage);
-      if (event.event === 'finished') node.status({ fill: 'green', shape: 'dot', text: `bootstrapped ${event.endpoint}` });
-      if (event.event === 'failed') node.status({ fill: 'red', shape: 'ring', text: `failed ${event.endpoint} at ${event.step ?? '?'}` });
+      if (event.event === 'finished') node.status({ fill: 'green', shape: 'dot', text: t('status.bootstrapped', { endpoint: event.endpoint }) });
+      if (event.event === 'failed') node.status({ fill: 'red', shape: 'ring', text: t('status.bootstrapFailed', { endpoint: event.endpoint, step: event.step ?? '?' }) });
     };
     bootstrap.on('session', onSession);
 
@@ -124,7 +126,7 @@ export = function register(RED: NodeAPI): void {
           bootstrap.setConfig({ ...payload, endpoint } as BootstrapConfig);
           added.add(endpoint);
         }
-        node.status({ fill: 'green', shape: 'dot', text: `${added.size} configuration(s)` });
+        node.status({ fill: 'green', shape: 'dot', text: t('status.configurations', { count: added.size }) });
         done();
       } catch (err) {
         done(err as Error);

@@ -13,6 +13,7 @@ import { AutoObserveRetries, keepObservations, takeObservations } from './shared
 import { DeviceRoleConfig } from './device';
 import { registerFlowNode } from './shared/define';
 import { DoneFunction, Lwm2mMessage, NodeDef, SendFunction } from './shared/types';
+import { t } from './shared/i18n';
 
 interface ObserveNodeDef extends NodeDef, FlowNodeConfig, DeviceRoleConfig {
   pmin?: string; pmax?: string; gt?: string; lt?: string; st?: string;
@@ -89,10 +90,10 @@ export = function register(RED: NodeAPI): void {
               } as Lwm2mMessage);
             }, (err: Error & { code?: string }) => {
               // on the node's status and to Catch nodes, then again with backoff (and at the next Update)
-              showFailure(node, err, `auto ${path}: `);
+              showFailure(node, err, t('runtime.autoPrefix', { path }));
               const msg: Lwm2mMessage = { topic: 'observe', endpoint: reg.endpoint, path, lwm2m: { auto: true } };
               if (typeof err.code === 'string' && /^\d\.\d\d$/.test(err.code)) msg.code = err.code;
-              node.error(`auto-observe: ${err.message}`, msg);
+              node.error(t('runtime.autoObserve', { error: err.message }), msg);
               retries.failed(reg.endpoint, path, () => {
                 const current = server.getRegistration(reg.endpoint);
                 if (current && !server.isObserving(reg.endpoint, path)) autoObserve(current, [path]);

@@ -17,6 +17,7 @@ import { registerRoutes } from './admin/routes';
 import { adoptServer, closingForDeploy, keepServer, settingsKey, takeRegistrations, watchDeploys } from './shared/server-keeper';
 import { acceptBootstrapCredentials, serverStarted, serverStopped } from './shared/security';
 import { Lwm2mServerConfigNode, Node, NodeDef, NodeStatus } from './shared/types';
+import { statusKey, t, useTranslator } from './shared/i18n';
 
 interface ServerNodeDef extends NodeDef {
   address?: string;
@@ -72,7 +73,7 @@ function loadCertificates(node: Node, def: ServerNodeDef): Pick<SecureSocketOpti
     if (chain.length === 0 && !def.rawPublicKey) throw new Error('give a certificate file, or tick raw public keys');
     return { certificate: { privateKey, chain, rawPublicKey: def.rawPublicKey === true }, trustAnchors };
   } catch (err) {
-    node.error(`DTLS certificates: ${(err as Error).message}; the DTLS socket speaks PSK only`);
+    node.error(t('runtime.certificates', { error: (err as Error).message }));
     return {};
   }
 }
@@ -89,18 +90,18 @@ function loadCredentials(node: Node & { credentials?: ServerCredentials }, serve
   try {
     rows = JSON.parse(text);
   } catch {
-    node.warn('DTLS credentials are not valid JSON: [{"endpoint": "...", "identity": "...", "key": "<hex>"}]');
+    node.warn(t('runtime.pskNotJson'));
     return;
   }
   if (!Array.isArray(rows)) {
-    node.warn('DTLS credentials must be a JSON array of {endpoint, identity, key}');
+    node.warn(t('runtime.pskNotArray'));
     return;
   }
   for (const [i, row] of rows.entries()) {
     try {
       server.security.set(pskEntry(row as Record<string, unknown>));
     } catch (err) {
-      node.warn(`DTLS credentials, row ${i + 1}: ${(err as Error).message}`);
+      node.warn(t('runtime.pskRow', { row: i + 1, error: (err as Error).message }));
     }
   }
 }
@@ -177,6 +178,7 @@ const IDLE_STOP_MS = 2_000;
 type ServerNode = Lwm2mServerConfigNode & { server: Lwm2mServer; bootstrap: BootstrapServer | null; currentStatus: NodeStatus; credentials?: ServerCredentials };
 
 export = function register(RED: NodeAPI): void {
+  useTranslator(RED);
   watchDeploys(RED);
   registerRoutes(RED);
   function Lwm2mServerNode(this: ServerNode, def: ServerNodeDef) {
@@ -199,7 +201,7 @@ export = function register(RED: NodeAPI): void {
     } else {
       createServer(node, def, { port, securePort, nosec, ipv6 }, (RED.settings as unknown as { userDir?: string }).userDir);
     }
-    node.currentStatus = { fill: 'grey', shape: 'ring', text: 'not started' };
+    node.currentStatus = { fill: 'grey', shape: 'ring', text: statusKey('notStarted') };
     // the editor's device browser lists this server while the node exists
     const leaveDirectory = addServer(def.id, def.name ?? '', node.server, node.bootstrap);
 
@@ -218,7 +220,7 @@ export = function register(RED: NodeAPI): void {
       if (!node.server.running) return;
       const n = node.server.registrationCount;
       const ports = [nosec !== 'off' ? `:${node.server.address().port}${nosec === 'bootstrap' ? ' bs' : ''}` : '', node.server.secureTransport ? `:${node.server.secureAddress().port} dtls` : ''];
-      publish({ fill: 'green', shape: 'dot', text: `${ports.filter(Boolean).join(' ')} · ${n} device${n === 1 ? '' : 's'}` });
+      publish({ fill: 'green', shape: 'dot', text: t(n === 1 ? 'status.listeningOne' : 'status.listening', { ports: ports.filter(Boolean).join(' '), count: n }) });
     };
     // a registration storm must not become a status storm (each status is a message to every
     // editor): the count is shown at most every STATUS_INTERVAL_MS, the last one always
@@ -249,31 +251,31 @@ export = function register(RED: NodeAPI): void {
         listening();
         return;
       }
-      publish({ fill: 'yellow', shape: 'ring', text: `starting :${port}` });
+      publish({ fill: 'yellow', shape: 'ring', text: t('status.starting', { port }) });
       if (def.modelDir) {
         try {
           const report = await node.server.registry.loadFolder(def.modelDir);
-          for (const err of report.errors) node.warn(`object model: ${err.message}`);
-          node.log(`object model: ${report.loaded.length} definitions from ${def.modelDir}`);
+          for (const err of report.errors) node.warn(t('runtime.modelError', { error: err.message }));
+          node.log(t('runtime.modelLoaded', { count: report.loaded.length, folder: def.modelDir }));
         } catch (err) {
-          node.warn(`object model folder ${def.modelDir}: ${(err as Error).message}`);
+          node.warn(t('runtime.modelFolder', { folder: def.modelDir, error: (err as Error).message }));
         }
       }
       try {
         const registrations = await handed;
         await node.server.start();
         const n = node.server.restore(registrations);
-        if (n > 0) node.log(`${n} registration${n === 1 ? '' : 's'} kept across the deploy`);
+        if (n > 0) node.log(t('runtime.kept', { count: n }));
         serverStarted(node.server);
         const host = def.address || (ipv6 ? '[::]' : '0.0.0.0');
         const where = [nosec !== 'off' ? `${host}:${node.server.address().port}/udp${nosec === 'bootstrap' ? ' (bootstrap only)' : ''}` : '',
           node.server.secureTransport ? `${host}:${node.server.secureAddress().port}/udp (DTLS)` : ''].filter(Boolean).join(' and ');
-        node.log(`LwM2M server listening on ${where}${node.bootstrap ? ' (bootstrap interface on)' : ''}`);
+        node.log(t(node.bootstrap ? 'runtime.listeningBootstrap' : 'runtime.listening', { where }));
         listening();
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-        publish({ fill: 'red', shape: 'ring', text: `error: ${code}` });
-        node.error(`LwM2M server cannot listen on port ${port}${securePort !== undefined ? ` / ${securePort}` : ''}: ${(err as Error).message}`);
+        publish({ fill: 'red', shape: 'ring', text: t('status.error', { code }) });
+        node.error(t('runtime.cannotListen', { ports: `${port}${securePort !== undefined ? ` / ${securePort}` : ''}`, error: (err as Error).message }));
       }
     };
 
@@ -282,7 +284,7 @@ export = function register(RED: NodeAPI): void {
       if (statusTimer) clearTimeout(statusTimer);
       statusTimer = null;
       await stopServer(node);
-      publish({ fill: 'grey', shape: 'ring', text: 'stopped' });
+      publish({ fill: 'grey', shape: 'ring', text: statusKey('stopped') });
     };
 
     const cancelIdleStop = () => {

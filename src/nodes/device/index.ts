@@ -9,6 +9,7 @@ import type { Bc66Request, Bc66State } from '../../bc66';
 import { ResourceValue } from '../../lwm2m/types';
 import { MessageError, pathOf, runRequest } from '../shared/flow-node';
 import { DoneFunction, Lwm2mBc66ConfigNode, Lwm2mMessage, Node, SendFunction } from '../shared/types';
+import { statusKey } from '../shared/i18n';
 
 export type DeviceRoleKind = 'register' | 'read' | 'write' | 'execute' | 'observe';
 
@@ -24,7 +25,7 @@ export function attachDeviceRole(RED: NodeAPI, kind: DeviceRoleKind, node: Node,
   if (!config.modem) return false;
   const modem = RED.nodes.getNode(config.modem) as unknown as Lwm2mBc66ConfigNode | null;
   if (!modem) {
-    node.status({ fill: 'red', shape: 'ring', text: 'BC66 modem not found' });
+    node.status({ fill: 'red', shape: 'ring', text: statusKey('modemNotFound') });
     return true;
   }
   const device = modem.device;

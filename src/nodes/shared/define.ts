@@ -5,6 +5,7 @@
 import type { NodeAPI } from 'node-red';
 import { attachDeviceRole, DeviceRoleConfig, DeviceRoleKind } from '../device';
 import { attachServer, FlowNodeConfig } from './flow-node';
+import { useTranslator } from './i18n';
 import { Lwm2mServerConfigNode, Node, NodeDef } from './types';
 
 export function registerFlowNode<D extends NodeDef & FlowNodeConfig & DeviceRoleConfig>(
@@ -13,6 +14,7 @@ export function registerFlowNode<D extends NodeDef & FlowNodeConfig & DeviceRole
   kind: DeviceRoleKind,
   serverRole: (node: Node, def: D, configNode: Lwm2mServerConfigNode) => void,
 ): void {
+  useTranslator(RED);
   function FlowNode(this: Node, def: D) {
     RED.nodes.createNode(this, def);
     // the dialog's role choice; nodes saved before it existed act as the selector they use says

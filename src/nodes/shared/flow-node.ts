@@ -8,6 +8,7 @@ import { formatPath, parsePath } from '../../lwm2m/path';
 import type { Registration } from '../../lwm2m/server';
 import { Lwm2mError } from '../../lwm2m/types';
 import { DoneFunction, Lwm2mMessage, Lwm2mServerConfigNode, Node, SendFunction } from './types';
+import { statusKey, t } from './i18n';
 
 export class MessageError extends Lwm2mError {}
 
@@ -61,8 +62,8 @@ export interface FlowNodeConfig {
 export function attachServer(RED: NodeAPI, node: Node, config: FlowNodeConfig): Lwm2mServerConfigNode | null {
   const configNode = config.server ? (RED.nodes.getNode(config.server) as unknown as Lwm2mServerConfigNode | null) : null;
   if (!configNode) {
-    node.status({ fill: 'red', shape: 'ring', text: 'no LwM2M server configured' });
-    node.error('no lwm2m-server configuration node is selected');
+    node.status({ fill: 'red', shape: 'ring', text: statusKey('noServer') });
+    node.error(t('runtime.noServer'));
     return null;
   }
   // the server's status (listening, device count) is mirrored, except over a request's error
@@ -136,7 +137,8 @@ export function runRequest(
   request: () => Promise<Lwm2mMessage | null>,
 ): void {
   failedNodes.delete(node);
-  showStatus(node, { fill: 'blue', shape: 'dot', text: label });
+  const operation = t(`op.${label}`, undefined, label);
+  showStatus(node, { fill: 'blue', shape: 'dot', text: operation });
   let promise: Promise<Lwm2mMessage | null>;
   try {
     promise = request();
@@ -144,7 +146,7 @@ export function runRequest(
     promise = Promise.reject(err);
   }
   promise.then((out) => {
-    showStatus(node, { fill: 'green', shape: 'dot', text: `${out?.code ?? 'ok'} ${label}` });
+    showStatus(node, { fill: 'green', shape: 'dot', text: `${out?.code ?? 'ok'} ${operation}` });
     if (out) send(out);
     done();
   }, (err: Error & { code?: string }) => {
