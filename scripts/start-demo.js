@@ -9,8 +9,11 @@ const path = require('path');
 const { spawn } = require('child_process');
 
 const root = path.join(__dirname, '..');
-const userDir = path.join(root, '.node-red');
-const ptyDir = path.join(root, '.pty');
+// LWM2M_DEMO_DIR: where the demo keeps its Node-RED user directory and pseudo-terminals, and runs
+// Node-RED from (the flows name the modems .pty/host); the repository itself unless the tests say
+const base = process.env.LWM2M_DEMO_DIR || root;
+const userDir = path.join(base, '.node-red');
+const ptyDir = path.join(base, '.pty');
 // the demo is the example flows together on ONE lwm2m-server: the first file's. Each example has a
 // server of its own (own id, own ports) so that it can be imported alone or beside the others;
 // mergeExamples() drops the others' servers and points what used them at the demo's (below).
@@ -30,7 +33,8 @@ function prepareUserDir() {
   uiHost: ${JSON.stringify(host)},
   flowFile: 'flows.json',
   credentialSecret: 'lwm2m-kit-demo',
-  editorTheme: { projects: { enabled: false }, tours: false },
+  // no palette catalogue: the demo reaches no other host
+  editorTheme: { projects: { enabled: false }, tours: false, palette: { catalogues: [] } },
   // a demo: no consent prompt, nothing sent anywhere
   telemetry: { enabled: false, updateNotification: false },
   logging: { console: { level: 'info', metrics: false, audit: false } },
@@ -200,7 +204,7 @@ async function main() {
   // the modems exist before Node-RED opens their serial ports
   const stopModems = await startModems();
   const red = spawn(process.execPath, [require.resolve('node-red/red.js'), '--userDir', userDir, '--port', String(port)], {
-    cwd: root,
+    cwd: base,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let stopDevices = null;
