@@ -23,6 +23,12 @@ export interface EmulatorOptions {
   hostAnswerTimeoutMs?: number;
   /** Print `RDY` when the port opens, like a module that just powered on. */
   bootBanner?: boolean;
+  /**
+   * How long the Deregister exchange takes over the network (default 800 ms; seconds on NB-IoT):
+   * AT+QLWDEREG answers OK at once, the server hears the Deregister and `+QLWDEREG: 0` comes this
+   * much later, by then maybe to a host that opened the port afresh.
+   */
+  deregisterDelayMs?: number;
 }
 
 interface LwConfig {
@@ -52,6 +58,8 @@ export class Bc66Emulator extends EventEmitter {
   private nextMid = 1000;
   private readonly pending = new Map<number, PendingAnswer>();
   private registered = false;
+  /** Deregisters still on their way to the server (see deregisterDelayMs). */
+  private readonly leaving = new Map<NodeJS.Timeout, Lwm2mClient>();
   readonly imei: string;
 
   constructor(readonly options: EmulatorOptions) {
@@ -83,10 +91,12 @@ export class Bc66Emulator extends EventEmitter {
   async stop(): Promise<void> {
     for (const p of this.pending.values()) clearTimeout(p.timer);
     this.pending.clear();
+    // the modem goes away (unplugged, powered off): no Deregister reaches the server
+    await this.dropLeaving(false);
     const client = this.client;
     this.client = null;
     this.registered = false;
-    if (client) await client.stop().catch(() => {});
+    if (client) await client.stop({ deregister: false }).catch(() => {});
     const port = this.port;
     this.port = null;
     if (port?.isOpen) await new Promise<void>((r) => port.close(() => r()));
@@ -100,9 +110,29 @@ export class Bc66Emulator extends EventEmitter {
     this.config = undefined;
     this.declared.clear();
     this.echo = true;
+    await this.dropLeaving(true);
     if (client) await client.stop().catch(() => {});
     this.write('RDY');
     this.write('+CPIN: READY');
+  }
+
+  private async dropLeaving(deregister: boolean): Promise<void> {
+    const leaving = [...this.leaving];
+    this.leaving.clear();
+    for (const [timer, client] of leaving) {
+      clearTimeout(timer);
+      await client.stop({ deregister }).catch(() => {});
+    }
+  }
+
+  /** Whether the module is registered (AT+QLWSTATUS? 2): for tests. */
+  get isRegistered(): boolean {
+    return this.registered;
+  }
+
+  /** The declared objects, as AT+QLWADDOBJ? lists them: for tests. */
+  get declaredObjects(): Array<{ objectId: number; instanceId: number; resources: number[] }> {
+    return [...this.declared].flatMap(([objectId, instances]) => [...instances].map(([instanceId, resources]) => ({ objectId, instanceId, resources: [...resources] })));
   }
 
   private write(line: string): void {
@@ -137,6 +167,7 @@ export class Bc66Emulator extends EventEmitter {
       if (upper.startsWith('AT+QLWCFG=')) return this.ok();
       if (upper === 'AT+QLWCONFIG?') return this.configQuery();
       if (upper.startsWith('AT+QLWCONFIG=')) return this.configure(parseFields(line.slice(13)));
+      if (upper === 'AT+QLWADDOBJ?') return this.ok(this.declaredObjects.map((o) => `+QLWADDOBJ: ${o.objectId},${o.instanceId},${o.resources.length}${o.resources.map((r) => `,${r}`).join('')}`));
       if (upper.startsWith('AT+QLWADDOBJ=')) return this.addObject(parseFields(line.slice(13)));
       if (upper.startsWith('AT+QLWDELOBJ=')) return this.deleteObject(Number(line.slice(13)));
       if (upper === 'AT+QLWREG') return this.register();
@@ -158,7 +189,8 @@ export class Bc66Emulator extends EventEmitter {
   private configQuery(): void {
     const c = this.config;
     if (!c) return this.ok();
-    this.ok([`+QLWCONFIG: ${c.bootstrap ? 1 : 0},"${c.host}",${c.port},"${c.endpoint}",${c.lifetime},${c.security}`]);
+    const psk = c.psk ? `,"${c.psk.identity}","${c.psk.key}"` : '';
+    this.ok([`+QLWCONFIG: ${c.bootstrap ? 1 : 0},"${c.host}",${c.port},"${c.endpoint}",${c.lifetime},${c.security}${psk}`]);
   }
 
   private configure(f: string[]): void {
@@ -244,7 +276,13 @@ export class Bc66Emulator extends EventEmitter {
     this.ok();
     this.client = null;
     this.registered = false;
-    client.stop().then(() => this.write('+QLWDEREG: 0'), () => this.write('+QLWDEREG: 1'));
+    // the module is free for a new AT+QLWREG at once; the Deregister reaches the server, and its
+    // result the host, a network round trip later
+    const timer = setTimeout(() => {
+      this.leaving.delete(timer);
+      client.stop().then(() => this.write('+QLWDEREG: 0'), () => this.write('+QLWDEREG: 1'));
+    }, this.options.deregisterDelayMs ?? 800);
+    this.leaving.set(timer, client);
   }
 
   // ---- server requests forwarded to the host ----

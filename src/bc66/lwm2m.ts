@@ -1,14 +1,16 @@
 /**
  * LwM2M on a BC66 through its AT+QLW… commands: start-up, configuration, objects, registration,
  * answering the server's read/write/execute/observe URCs, notifications with ack tracking, and
- * recovery after a modem reboot or a lost port (re-configure and re-register).
+ * recovery after a modem reboot or a lost port (re-configure and re-register). Start-up asks the
+ * modem its state first and adopts a registration made with the same configuration (after a
+ * deploy or a restart of the host) instead of configuring and registering again.
  */
 import { EventEmitter } from 'events';
 import { ObjectRegistry } from '../lwm2m/model';
 import { formatPath, parsePath } from '../lwm2m/path';
 import { Lwm2mError, Lwm2mPath, ResourceValue } from '../lwm2m/types';
-import { atArg, COAP_TO_RESULT } from './at-line';
-import { Bc66Driver, Urc } from './driver';
+import { atArg, COAP_TO_RESULT, splitResult } from './at-line';
+import { Bc66CommandError, Bc66Driver, Urc } from './driver';
 import { fromAtValue, toAtValue } from './values';
 
 export interface Bc66ObjectInstance {
@@ -38,6 +40,16 @@ export interface Bc66Lwm2mConfig {
   /** How often to poll AT+CEREG? while waiting for the network, and how many times. */
   networkPollMs?: number;
   networkPolls?: number;
+  /** How long to wait for `+QLWDEREG` after AT+QLWDEREG (default 10 s). */
+  deregisterTimeoutMs?: number;
+  /** How often to ask AT+QLWSTATUS? while the modem is registering or recovering at start-up. */
+  statusPollMs?: number;
+}
+
+/** What a node hands to the one that replaces it (a deploy): values flows set, paths observed. */
+export interface Bc66Snapshot {
+  values: Array<[string, ResourceValue]>;
+  observed: string[];
 }
 
 export type Bc66State = 'closed' | 'starting' | 'idle' | 'registering' | 'registered' | 'error';
@@ -63,6 +75,38 @@ export function parseObjectList(text: string): Bc66ObjectInstance[] {
 
 const MAX_RESOURCES_PER_ADDOBJ = 14;
 
+/** `+QLWCONFIG: <bs>,<server>,<port>,"<ep>",<lifetime>,<sec>[,<psk_id>,<psk>]` → its fields. */
+export function parseConfigLine(line: string): string[] | undefined {
+  const parsed = splitResult(line);
+  if (!parsed || parsed.name !== '+QLWCONFIG' || parsed.fields.length < 6) return undefined;
+  return parsed.fields;
+}
+
+/**
+ * `+QLWADDOBJ: <obj>,<inst>,<n>,<res1>...` lines → object instances; undefined when a line is not
+ * understood (the listing's form beyond the first field is uncertain: the reference's [U]).
+ */
+export function parseDeclaredObjects(lines: string[]): Bc66ObjectInstance[] | undefined {
+  const byKey = new Map<string, Bc66ObjectInstance>();
+  for (const line of lines) {
+    const parsed = splitResult(line);
+    if (!parsed || parsed.name !== '+QLWADDOBJ') return undefined;
+    const f = parsed.fields.map((x) => x.trim());
+    if (f.length < 3 || !f.every((x) => /^\d{1,10}$/.test(x))) return undefined;
+    const [obj, inst, count, ...resources] = f.map(Number);
+    if (resources.length !== count) return undefined;
+    const key = `${obj}/${inst}`;
+    const known = byKey.get(key);
+    byKey.set(key, { objectId: obj, instanceId: inst, resources: [...new Set([...(known?.resources ?? []), ...resources])] });
+  }
+  return [...byKey.values()];
+}
+
+function sameObjects(a: Bc66ObjectInstance[], b: Bc66ObjectInstance[]): boolean {
+  const key = (list: Bc66ObjectInstance[]) => list.map((o) => `${o.objectId}/${o.instanceId}:${[...new Set(o.resources)].sort((x, y) => x - y).join(',')}`).sort().join(';');
+  return key(a) === key(b);
+}
+
 export class Bc66Lwm2m extends EventEmitter {
   private readonly values = new Map<string, ResourceValue>();
   private readonly observed = new Set<string>();
@@ -72,6 +116,9 @@ export class Bc66Lwm2m extends EventEmitter {
   private wantRegistered = false;
   private recovering = false;
   private registerWaiter?: (ok: boolean) => void;
+  /** Set while this object waits for the `+QLWDEREG` of its own AT+QLWDEREG. */
+  private deregisterWaiter?: (ok: boolean) => void;
+  private inherited?: Bc66Snapshot;
   private readonly registry = ObjectRegistry.withBuiltins();
   imei?: string;
 
@@ -100,13 +147,37 @@ export class Bc66Lwm2m extends EventEmitter {
     this.emit('state', state);
   }
 
-  /** Opens the port, brings the modem up, configures LwM2M and registers when autoRegister is on. */
+  /** What the node that replaces this one (a deploy) takes over: values and observed paths. */
+  snapshot(): Bc66Snapshot {
+    return { values: [...this.values], observed: [...this.observed] };
+  }
+
+  /**
+   * Takes over what a predecessor on the same modem handed on, before start(): its values at once;
+   * its observed paths only when start() adopts the modem's registration (a new registration
+   * starts without observations).
+   */
+  inherit(snapshot: Bc66Snapshot): void {
+    for (const [path, value] of snapshot.values) this.values.set(path, value);
+    this.inherited = snapshot;
+  }
+
+  /**
+   * Opens the port, brings the modem up and asks it its state: a registration made with this
+   * configuration is adopted as it is; otherwise LwM2M is configured (after deregistering a
+   * registration made with another configuration) and registered when autoRegister is on.
+   */
   async start(): Promise<void> {
     this.setState('starting');
     try {
       if (!this.driver.isOpen) await this.driver.open();
-      await this.bringUp();
-      if (this.config.autoRegister) await this.register();
+      const adopted = await this.bringUp();
+      if (adopted) {
+        for (const path of this.inherited?.observed ?? []) this.observed.add(path);
+        this.wantRegistered = true;
+        this.setState('registered');
+      } else if (this.config.autoRegister) await this.register();
+      this.inherited = undefined;
     } catch (err) {
       this.setState(this.driver.isOpen ? 'error' : 'closed');
       if (this.config.autoRegister) this.wantRegistered = true;
@@ -114,15 +185,121 @@ export class Bc66Lwm2m extends EventEmitter {
     }
   }
 
-  private async bringUp(): Promise<void> {
+  /** Start-up up to registration; resolves true when the modem's registration was adopted. */
+  private async bringUp(): Promise<boolean> {
     await this.driver.sync();
     await this.driver.command('ATE0');
     await this.driver.command('AT+CMEE=1');
     const imei = (await this.driver.command('AT+CGSN=1', { expect: '+CGSN' })).lines[0];
     this.imei = imei ? imei.replace(/^\+CGSN:\s*/i, '').replace(/"/g, '').trim() : undefined;
     await this.waitForNetwork();
-    await this.configure();
+    if (await this.adoptOrConfigure()) return true;
     this.setState('idle');
+    return false;
+  }
+
+  /**
+   * Asks the modem what it already has (AT+QLWSTATUS?, AT+QLWCONFIG?, AT+QLWADDOBJ?) and does only
+   * what is missing: a modem registered with this configuration is left as it is (true); one
+   * registered with another is deregistered first (AT+QLWREG and AT+QLWCONFIG are refused, or
+   * worse, while registered); objects are declared once (deleted first when they differ).
+   */
+  private async adoptOrConfigure(): Promise<boolean> {
+    const status = await this.settledStatus();
+    const current = await this.readConfig();
+    const declared = await this.readObjects();
+    const configSame = current !== undefined && this.configMatches(current);
+    // an empty or unreadable listing proves nothing: the objects are then assumed to be ours
+    const objectsSame = declared === undefined || declared.length === 0 || sameObjects(declared, this.config.objects);
+    if (status === 2) {
+      if (configSame && objectsSame) return true;
+      this.emit('warning', new Bc66Error('the modem is registered with another configuration: deregistering to configure it again'));
+      await this.leave();
+    }
+    if (!configSame) await this.configure();
+    if (configSame && declared !== undefined && declared.length > 0 && sameObjects(declared, this.config.objects)) return false;
+    // objects already declared are deleted first (AT+QLWDELOBJ takes a whole object), never added twice
+    const ids = new Set([...(declared ?? []).map((o) => o.objectId), ...this.config.objects.map((o) => o.objectId)]);
+    if (declared?.length !== 0 || configSame) {
+      for (const id of ids) await this.driver.command(`AT+QLWDELOBJ=${id}`).catch(() => undefined);
+    }
+    for (const obj of this.config.objects) await this.addObject(obj);
+    return false;
+  }
+
+  /** AT+QLWSTATUS?, waiting while the modem is registering (1) or recovering its context (6). */
+  private async settledStatus(): Promise<number | undefined> {
+    const deadline = Date.now() + (this.config.registerTimeoutMs ?? 30000);
+    for (;;) {
+      let status: number;
+      try {
+        status = await this.status();
+      } catch (err) {
+        if (!(err instanceof Bc66CommandError) && !(err instanceof Bc66Error)) throw err;
+        this.emit('warning', new Bc66Error(`cannot read the modem's LwM2M state (${(err as Error).message}): configuring it`));
+        return undefined;
+      }
+      if ((status !== 1 && status !== 6) || Date.now() >= deadline) return status;
+      await new Promise((r) => setTimeout(r, this.config.statusPollMs ?? 500));
+    }
+  }
+
+  private async readConfig(): Promise<string[] | undefined> {
+    try {
+      const lines = (await this.driver.command('AT+QLWCONFIG?', { expect: '+QLWCONFIG' })).lines;
+      return lines.length > 0 ? parseConfigLine(lines[0]) : undefined;
+    } catch (err) {
+      if (err instanceof Bc66CommandError) return undefined;
+      throw err;
+    }
+  }
+
+  private async readObjects(): Promise<Bc66ObjectInstance[] | undefined> {
+    try {
+      return parseDeclaredObjects((await this.driver.command('AT+QLWADDOBJ?', { expect: '+QLWADDOBJ' })).lines);
+    } catch (err) {
+      if (err instanceof Bc66CommandError) return undefined;
+      throw err;
+    }
+  }
+
+  /** The modem's configuration (AT+QLWCONFIG? fields) is the one this node would send. */
+  private configMatches(f: string[]): boolean {
+    const c = this.config;
+    const [bs, host, port, endpoint, lifetime, security, pskIdentity, pskKey] = f.map((x) => x.trim());
+    const psk = c.security === 'psk';
+    return Number(bs) === (c.mode === 'bootstrap' ? 1 : 0)
+      && host.toLowerCase() === c.serverHost.toLowerCase()
+      && Number(port) === c.serverPort
+      && endpoint === this.endpoint
+      && Number(lifetime) === c.lifetime
+      && Number(security) === (psk ? 0 : 3)
+      // the identity and key are compared when the modem shows them ([U] whether it does)
+      && (!psk || pskIdentity === undefined || pskIdentity === c.pskIdentity)
+      && (!psk || pskKey === undefined || pskKey.toLowerCase() === (c.pskKey ?? '').toLowerCase());
+  }
+
+  /** AT+QLWDEREG and its `+QLWDEREG` (the Deregister's result comes over the network, later). */
+  private async leave(): Promise<void> {
+    const result = new Promise<boolean | undefined>((resolve) => {
+      const timer = setTimeout(() => resolve(undefined), this.config.deregisterTimeoutMs ?? 10000);
+      this.deregisterWaiter = (ok) => {
+        clearTimeout(timer);
+        resolve(ok);
+      };
+    });
+    try {
+      try {
+        await this.driver.command('AT+QLWDEREG');
+      } catch (err) {
+        if (err instanceof Bc66CommandError && err.code === 4) return; // not registered: nothing to leave
+        throw err;
+      }
+      if ((await result) === undefined) this.emit('warning', new Bc66Error('no +QLWDEREG after AT+QLWDEREG'));
+    } finally {
+      this.deregisterWaiter = undefined;
+      this.observed.clear();
+    }
   }
 
   private async waitForNetwork(): Promise<void> {
@@ -149,7 +326,6 @@ export class Bc66Lwm2m extends EventEmitter {
     }
     // errors and logs show the command without the PSK identity and key
     await this.driver.command(`AT+QLWCONFIG=${args.join(',')}`, { shown: c.security === 'psk' ? `${shown},<identity>,<key>` : shown });
-    for (const obj of c.objects) await this.addObject(obj);
   }
 
   private async addObject(obj: Bc66ObjectInstance): Promise<void> {
@@ -187,8 +363,7 @@ export class Bc66Lwm2m extends EventEmitter {
 
   async deregister(): Promise<void> {
     this.wantRegistered = false;
-    await this.driver.command('AT+QLWDEREG');
-    this.observed.clear();
+    await this.leave();
     this.setState('idle');
   }
 
@@ -200,12 +375,19 @@ export class Bc66Lwm2m extends EventEmitter {
     return value;
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Closes the port. With `deregister` (the default) a registered modem deregisters first and the
+   * port closes once `+QLWDEREG` came (or after deregisterTimeoutMs); without it the modem stays
+   * registered for whoever opens the port next to adopt (a deploy).
+   */
+  async stop(options: { deregister?: boolean } = {}): Promise<void> {
     this.wantRegistered = false;
     for (const p of this.pendingReads.values()) clearTimeout(p.timer);
     this.pendingReads.clear();
-    if (this.currentState === 'registered' && this.driver.isOpen) {
-      await this.driver.command('AT+QLWDEREG').catch(() => {});
+    if (options.deregister !== false && this.driver.isOpen && this.currentState !== 'closed') {
+      // the modem is asked: its state is what counts, not what this object last saw
+      const status = await this.status().catch(() => (this.currentState === 'registered' ? 2 : undefined));
+      if (status === 2) await this.leave().catch((err: Error) => this.emit('warning', err));
     }
     await this.driver.close();
     this.setState('closed');
@@ -218,8 +400,11 @@ export class Bc66Lwm2m extends EventEmitter {
     try {
       this.observed.clear();
       this.setState('starting');
-      await this.bringUp();
-      await this.register();
+      // a port that came back may have a modem that is still registered: adopted, not registered twice
+      if (await this.bringUp()) {
+        this.wantRegistered = true;
+        this.setState('registered');
+      } else await this.register();
     } catch (err) {
       this.emit('warning', err);
       this.setState(this.driver.isOpen ? 'error' : 'closed');
@@ -290,12 +475,29 @@ export class Bc66Lwm2m extends EventEmitter {
   private onUrc(urc: Urc): void {
     try {
       if (urc.name === '+QLWREG') this.registerWaiter?.(urc.fields[0] === '0');
-      else if (urc.name === '+QLWDEREG') this.setState('idle');
+      else if (urc.name === '+QLWDEREG') this.onDeregistered(urc);
       else if (urc.name === '+QLWSTATUS' && urc.fields[0] === '0' && this.currentState === 'registered') this.recover('modem reports it is not registered');
       else if (urc.name === '+QLWURC') this.onLwm2mUrc(urc);
     } catch (err) {
       this.emit('warning', new Bc66Error(`cannot handle "${urc.line}": ${(err as Error).message}`));
     }
+  }
+
+  /**
+   * `+QLWDEREG`: the result of this object's AT+QLWDEREG, or of one sent before it opened the port
+   * (the node a deploy replaced): then the modem is asked whether it is still registered.
+   */
+  private onDeregistered(urc: Urc): void {
+    if (this.deregisterWaiter) {
+      this.deregisterWaiter(urc.fields[0] === '0');
+      return;
+    }
+    if (this.currentState !== 'registered') return;
+    this.status().then((status) => {
+      if (status === 2 || this.currentState !== 'registered') return;
+      this.setState('idle');
+      if (this.wantRegistered) this.recover('the modem deregistered');
+    }, (err: Error) => this.emit('warning', err));
   }
 
   private onLwm2mUrc(urc: Urc): void {

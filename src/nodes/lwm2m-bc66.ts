@@ -2,10 +2,14 @@
  * `lwm2m-bc66` config node: one Quectel BC66 (or the emulator) on a serial port, driven as an
  * LwM2M client, shared by the flow nodes that select it. The port opens with the first user and
  * closes with the last; a lost port is reopened with backoff and the device registers again.
+ * A deploy closes the port but leaves the modem registered: the node that replaces this one adopts
+ * the registration (the modem is asked, not configured or registered again) and takes over the
+ * values and observed paths. The modem deregisters when the node is deleted, or when its last flow
+ * node went and none came back within RELEASE_GRACE_MS.
  */
 import type { NodeAPI } from 'node-red';
 import { SerialPort } from 'serialport';
-import { Bc66Driver, Bc66Lwm2m, Bc66ObjectInstance, Bc66State, parseObjectList } from '../bc66';
+import { Bc66Driver, Bc66Lwm2m, Bc66ObjectInstance, Bc66Snapshot, Bc66State, parseObjectList } from '../bc66';
 import { Lwm2mBc66ConfigNode, Node, NodeDef, NodeStatus } from './shared/types';
 
 interface Bc66NodeDef extends NodeDef {
@@ -35,6 +39,13 @@ const STATUS: Record<Bc66State, NodeStatus> = {
   error: { fill: 'red', shape: 'dot', text: 'error' },
 };
 
+/** How long a modem node whose flow nodes all went (and that stays) waits for new ones (a deploy of
+ * the flow alone restarts them) before it deregisters and closes the port. */
+const RELEASE_GRACE_MS = 2000;
+
+/** What a node closed by a deploy hands to the node that replaces it (same id), per node id. */
+const handovers = new Map<string, { serialPort: string; snapshot: Bc66Snapshot }>();
+
 export = function register(RED: NodeAPI): void {
   function Lwm2mBc66Node(this: Lwm2mBc66ConfigNode & Node<Bc66Credentials> & { device: Bc66Lwm2m; currentStatus: NodeStatus }, def: Bc66NodeDef) {
     RED.nodes.createNode(this, def);
@@ -60,6 +71,9 @@ export = function register(RED: NodeAPI): void {
       objects,
       autoRegister: def.autoRegister !== false,
     });
+    const handover = handovers.get(node.id);
+    handovers.delete(node.id);
+    if (handover && handover.serialPort === (def.serialPort ?? '')) node.device.inherit(handover.snapshot);
     node.currentStatus = { fill: 'grey', shape: 'ring', text: 'not started' };
     const publish = (status: NodeStatus) => {
       node.currentStatus = status;
@@ -73,8 +87,12 @@ export = function register(RED: NodeAPI): void {
 
     const users = new Set<Node>();
     let started = false;
+    let closing = false;
+    let graceTimer: NodeJS.Timeout | undefined;
     node.use = (user: Node) => {
       users.add(user);
+      if (graceTimer) clearTimeout(graceTimer);
+      graceTimer = undefined;
       if (started) return;
       started = true;
       if (!def.serialPort) {
@@ -85,17 +103,27 @@ export = function register(RED: NodeAPI): void {
         node.error(`BC66 on ${def.serialPort}: ${err.message}`);
       });
     };
-    const stop = async () => {
+    const stop = async (deregister: boolean) => {
       if (!started) return;
       started = false;
-      await node.device.stop().catch((err: Error) => node.warn(err.message));
+      await node.device.stop({ deregister }).catch((err: Error) => node.warn(err.message));
     };
     node.release = async (user: Node) => {
       users.delete(user);
-      if (users.size === 0) await stop();
+      if (users.size > 0 || closing || !started || graceTimer) return;
+      // in a deploy this node closes right after its flow nodes (the same tick) and decides there
+      graceTimer = setTimeout(() => {
+        graceTimer = undefined;
+        if (users.size === 0 && !closing) stop(true).catch(() => undefined);
+      }, RELEASE_GRACE_MS);
     };
-    node.on('close', (done: () => void) => {
-      stop().then(() => done(), () => done());
+    // two parameters: Node-RED says whether the node was deleted or only restarted (a deploy)
+    node.on('close', (removed: boolean, done: () => void) => {
+      closing = true;
+      if (graceTimer) clearTimeout(graceTimer);
+      graceTimer = undefined;
+      if (!removed && started) handovers.set(node.id, { serialPort: def.serialPort ?? '', snapshot: node.device.snapshot() });
+      stop(removed).then(() => done(), () => done());
     });
   }
 

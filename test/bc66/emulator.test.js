@@ -69,7 +69,7 @@ describe('BC66 emulator command set', function () {
     driver.on('tx', (l) => lines.push(l));
     await device.start();
     // 16 resources: two AT+QLWADDOBJ commands (at most 14 each)
-    assert.deepStrictEqual(lines.filter((l) => l.startsWith('AT+QLWADDOBJ')).map((l) => l.split(',')[2]), ['14', '2']);
+    assert.deepStrictEqual(lines.filter((l) => l.startsWith('AT+QLWADDOBJ=')).map((l) => l.split(',')[2]), ['14', '2']);
     assert.strictEqual(await device.status(), 0);
     const registered = nextEvent(server, 'register');
     await device.register();

@@ -262,10 +262,11 @@ export class Lwm2mClient extends EventEmitter {
     }, delay);
   }
 
-  async stop(): Promise<void> {
+  /** Stops; a registered client deregisters first unless `deregister` is false (a device that loses power). */
+  async stop(options: { deregister?: boolean } = {}): Promise<void> {
     this.clearTimers();
     this.retryDelay = this.firstRetryDelay(); // a later start() begins a fresh backoff
-    if (this.currentState === 'registered' && this.transport.listening) {
+    if (options.deregister !== false && this.currentState === 'registered' && this.transport.listening) {
       await this.deregister().catch((err: Error) => this.emit('warning', err));
     }
     for (const o of this.observations) this.dropObservation(o);
