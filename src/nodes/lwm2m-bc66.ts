@@ -11,6 +11,7 @@ import type { NodeAPI } from 'node-red';
 import { SerialPort } from 'serialport';
 import { Bc66Driver, Bc66Lwm2m, Bc66ObjectInstance, Bc66Snapshot, Bc66State, parseObjectList } from '../bc66';
 import { Lwm2mBc66ConfigNode, Node, NodeDef, NodeStatus } from './shared/types';
+import { statusKey, t, useTranslator } from './shared/i18n';
 
 interface Bc66NodeDef extends NodeDef {
   serialPort?: string;
@@ -31,12 +32,12 @@ interface Bc66Credentials {
 }
 
 const STATUS: Record<Bc66State, NodeStatus> = {
-  closed: { fill: 'red', shape: 'ring', text: 'port closed, retrying' },
-  starting: { fill: 'yellow', shape: 'ring', text: 'starting modem' },
-  idle: { fill: 'yellow', shape: 'dot', text: 'ready, not registered' },
-  registering: { fill: 'yellow', shape: 'dot', text: 'registering' },
-  registered: { fill: 'green', shape: 'dot', text: 'registered' },
-  error: { fill: 'red', shape: 'dot', text: 'error' },
+  closed: { fill: 'red', shape: 'ring', text: statusKey('bc66.closed') },
+  starting: { fill: 'yellow', shape: 'ring', text: statusKey('bc66.starting') },
+  idle: { fill: 'yellow', shape: 'dot', text: statusKey('bc66.idle') },
+  registering: { fill: 'yellow', shape: 'dot', text: statusKey('bc66.registering') },
+  registered: { fill: 'green', shape: 'dot', text: statusKey('bc66.registered') },
+  error: { fill: 'red', shape: 'dot', text: statusKey('bc66.error') },
 };
 
 /** How long a modem node whose flow nodes all went (and that stays) waits for new ones (a deploy of
@@ -47,6 +48,7 @@ const RELEASE_GRACE_MS = 2000;
 const handovers = new Map<string, { serialPort: string; snapshot: Bc66Snapshot }>();
 
 export = function register(RED: NodeAPI): void {
+  useTranslator(RED);
   function Lwm2mBc66Node(this: Lwm2mBc66ConfigNode & Node<Bc66Credentials> & { device: Bc66Lwm2m; currentStatus: NodeStatus }, def: Bc66NodeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
@@ -74,15 +76,15 @@ export = function register(RED: NodeAPI): void {
     const handover = handovers.get(node.id);
     handovers.delete(node.id);
     if (handover && handover.serialPort === (def.serialPort ?? '')) node.device.inherit(handover.snapshot);
-    node.currentStatus = { fill: 'grey', shape: 'ring', text: 'not started' };
+    node.currentStatus = { fill: 'grey', shape: 'ring', text: statusKey('notStarted') };
     const publish = (status: NodeStatus) => {
       node.currentStatus = status;
       node.emit('lwm2m-status', status);
     };
     node.device.on('state', (state: Bc66State) => {
-      publish(state === 'registered' ? { ...STATUS.registered, text: `registered ${node.device.endpoint}` } : STATUS[state]);
+      publish(state === 'registered' ? { ...STATUS.registered, text: t('status.bc66.registeredAs', { endpoint: node.device.endpoint }) } : STATUS[state]);
     });
-    node.device.on('warning', (err: Error) => node.warn(`BC66 ${def.serialPort}: ${err.message}`));
+    node.device.on('warning', (err: Error) => node.warn(t('runtime.bc66', { port: def.serialPort, error: err.message })));
     driver.on('warning', (err: Error) => node.debug(`BC66 ${def.serialPort}: ${err.message}`));
 
     const users = new Set<Node>();
@@ -96,11 +98,11 @@ export = function register(RED: NodeAPI): void {
       if (started) return;
       started = true;
       if (!def.serialPort) {
-        publish({ fill: 'red', shape: 'ring', text: 'no serial port' });
+        publish({ fill: 'red', shape: 'ring', text: statusKey('bc66.noSerialPort') });
         return;
       }
       node.device.start().catch((err: Error) => {
-        node.error(`BC66 on ${def.serialPort}: ${err.message}`);
+        node.error(t('runtime.bc66', { port: def.serialPort, error: err.message }));
       });
     };
     const stop = async (deregister: boolean) => {
