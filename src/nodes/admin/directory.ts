@@ -33,12 +33,16 @@ export interface ServerEntry {
 const DEVICE_EVENTS = ['register', 'update', 'deregister', 'expire', 'moved'];
 
 const servers = new Map<string, ServerEntry>();
+/** By server, not node: a server taken over at a deploy keeps its log. */
+const eventLogs = new WeakMap<Lwm2mServer, BrowserEvent[]>();
 const listeners = new Set<(entry: ServerEntry, event: BrowserEvent) => void>();
 const deviceListeners = new Set<(entry: ServerEntry) => void>();
 
 /** Adds a server node; the function returned takes it out again (and stops its listeners). */
 export function addServer(id: string, name: string, server: Lwm2mServer, bootstrap: BootstrapServer | null): () => void {
-  const entry: ServerEntry = { id, name, server, bootstrap, events: [] };
+  let events = eventLogs.get(server);
+  if (!events) eventLogs.set(server, events = []);
+  const entry: ServerEntry = { id, name, server, bootstrap, events };
   const log = (event: BrowserEvent) => {
     entry.events.push(event);
     if (entry.events.length > MAX_EVENTS) entry.events.splice(0, entry.events.length - MAX_EVENTS);
