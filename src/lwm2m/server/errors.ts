@@ -8,8 +8,8 @@ export class RequestFailedError extends Lwm2mError {
 }
 
 export class DeviceNotFoundError extends Lwm2mError {
-  constructor(readonly endpoint: string) {
-    super(`no registered device with endpoint "${endpoint}"`);
+  constructor(readonly endpoint: string, detail?: string) {
+    super(detail ?? `no registered device with endpoint "${endpoint}"`);
   }
 }
 

@@ -28,11 +28,15 @@ import { RegistrationHandler } from './registration-handler';
 import { RequestOptions, ResolvedServerOptions, ServerOptions, withDefaults } from './options';
 import { MemorySecurityStore, SecurityStore } from './security';
 import { RegistrationStore } from './store';
+import { ClusterLink, replicatedSecurity } from './cluster/cluster-link';
 
 export * from './errors';
 export { PersistenceError } from './persistence';
 export { Registration, RegisteredObject, BadRegistrationError } from './registration';
 export { RegistrationStore } from './store';
+export { EventOrigin, ForwardedError } from './cluster/cluster-link';
+export { RedisStore, RedisStoreOptions, SharedStoreError } from './cluster/redis-store';
+export { SharedStore } from './cluster/shared-store';
 export { WriteAttributes } from './formats';
 export { DevicePresence } from './queue-mode';
 export { Notification, ObservationInfo, ObservationLimitError } from './observations';
@@ -47,6 +51,8 @@ export class Lwm2mServer extends EventEmitter {
   /** The DTLS socket's transport, when `secure` is set. */
   readonly secureTransport: CoapTransport | null = null;
   readonly security: SecurityStore;
+  /** In a fleet of instances (options.shared): this instance's link to the others. */
+  readonly cluster: ClusterLink | null = null;
   private readonly store: RegistrationStore;
   private readonly options: ResolvedServerOptions;
   private readonly persistence: RegistrationFile | null;
@@ -62,7 +68,9 @@ export class Lwm2mServer extends EventEmitter {
     super();
     this.options = withDefaults(options);
     this.registry = options.registry ?? ObjectRegistry.withBuiltins();
-    this.security = options.security ?? new MemorySecurityStore();
+    const localSecurity = options.security ?? new MemorySecurityStore();
+    // in a fleet, credentials set here reach every instance
+    this.security = options.shared ? replicatedSecurity(localSecurity, () => this.cluster!) : localSecurity;
     const anyAddress = this.options.type === 'udp6' ? '::' : '0.0.0.0';
     const transportOptions = {
       requestTimeoutMs: this.options.requestTimeoutMs,
@@ -99,7 +107,9 @@ export class Lwm2mServer extends EventEmitter {
     }
     this.store = new RegistrationStore(this.options.maxRegistrations, (reg) => {
       this.forget(reg);
-      this.emit('expire', reg);
+      // in a fleet, one instance takes each expiry and every one hears of it
+      if (this.cluster) this.cluster.expired(reg);
+      else this.emit('expire', reg);
     });
     this.queue = new QueueMode(this.options.queueMaxPerDevice, this.options.queueAwakeMs, (reg) => this.emit('wakeup', reg));
     this.observations = new ObservationService({
@@ -115,7 +125,18 @@ export class Lwm2mServer extends EventEmitter {
       newRegistrationId: () => newRegistrationId((id) => this.store.byRegistrationId(id) !== undefined),
       forget: (reg) => this.forget(reg),
       emit: (event, ...args) => this.emit(event, ...args),
+      shared: options.shared,
+      origin: options.shared ? { instance: options.shared.instanceId, remote: false } : undefined,
     });
+    if (options.shared) {
+      this.cluster = new ClusterLink(options.shared, {
+        store: this.store, security: localSecurity, requestTimeoutMs: this.options.requestTimeoutMs,
+        forget: (reg) => this.forget(reg),
+        emit: (event, ...args) => this.emit(event, ...args),
+        on: (event, listener) => this.on(event, listener),
+        invoke: (method, args) => (this as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[method](...args),
+      });
+    }
     this.persistence = options.persistenceFile ? new RegistrationFile(options.persistenceFile) : null;
     if (this.persistence) {
       const save = () => this.persistence!.scheduleSave(() => this.store.list());
@@ -135,6 +156,15 @@ export class Lwm2mServer extends EventEmitter {
     } catch (err) {
       await this.transport.close();
       throw err;
+    }
+    if (this.cluster) {
+      // the fleet's registrations, whichever instance their devices talk to
+      try {
+        this.restore(await this.cluster.start());
+      } catch (err) {
+        await Promise.all([this.transport.close(), this.secureTransport?.close()]);
+        throw err;
+      }
     }
     if (this.persistence) {
       // devices registered before a restart stay known (and reachable at their last address)
@@ -176,7 +206,7 @@ export class Lwm2mServer extends EventEmitter {
     this.observations.clear();
     this.queue.clear(new ServerStoppedError('server stopped before the queued request was sent'));
     this.store.clear();
-    await Promise.all([this.transport.close(), this.secureTransport?.close()]);
+    await Promise.all([this.transport.close(), this.secureTransport?.close(), this.cluster?.stop()]);
   }
 
   /** The NoSec socket's address. */
@@ -279,6 +309,17 @@ export class Lwm2mServer extends EventEmitter {
 
   // ---- device management ----
 
+  /**
+   * In a fleet: a request for a device whose datagrams reach another instance, sent through that
+   * instance (null: send it from here).
+   */
+  private forwarded(endpoint: string, method: string, args: unknown[], o: RequestOptions): Promise<unknown> | null {
+    if (!this.cluster || o.viaCluster) return null;
+    const registration = this.store.byEndpointName(endpoint);
+    const owner = registration && this.cluster.ownerOf(registration);
+    return owner ? this.cluster.forward(owner, endpoint, method, args) : null;
+  }
+
   private registration(endpoint: string): Registration {
     if (!this.running) throw new ServerStoppedError('LwM2M server is not running');
     const registration = this.store.byEndpointName(endpoint);
@@ -343,6 +384,8 @@ export class Lwm2mServer extends EventEmitter {
   }
 
   async read(endpoint: string, path: string, o: RequestOptions = {}): Promise<{ code: string; value: ValueTree; records: ResourceRecord[]; format?: FormatName }> {
+    const forwarded = this.forwarded(endpoint, 'read', [endpoint, path, o], o);
+    if (forwarded) return forwarded as never;
     const parsed = parsePath(path);
     const canonical = formatPath(parsed);
     const format = this.negotiateFormat(this.registration(endpoint), o.format);
@@ -352,6 +395,8 @@ export class Lwm2mServer extends EventEmitter {
   }
 
   async readComposite(endpoint: string, paths: string[], o: RequestOptions = {}): Promise<{ code: string; value: Record<string, ValueTree>; records: ResourceRecord[]; format?: FormatName }> {
+    const forwarded = this.forwarded(endpoint, 'readComposite', [endpoint, paths, o], o);
+    if (forwarded) return forwarded as never;
     const parsed = paths.map(parsePath);
     const format = compositeFormat(this.registration(endpoint), o.format);
     const response = await this.deviceRequest(endpoint, paths.join(','), {
@@ -362,6 +407,8 @@ export class Lwm2mServer extends EventEmitter {
   }
 
   async discover(endpoint: string, path: string, o: RequestOptions = {}): Promise<{ code: string; links: Link[] }> {
+    const forwarded = this.forwarded(endpoint, 'discover', [endpoint, path, o], o);
+    if (forwarded) return forwarded as never;
     const canonical = formatPath(parsePath(path));
     const response = await this.deviceRequest(endpoint, canonical, { method: 'GET', path: canonical, accept: FORMAT_CODES['link-format'] }, o);
     try {
@@ -372,6 +419,8 @@ export class Lwm2mServer extends EventEmitter {
   }
 
   async write(endpoint: string, path: string, value: ValueTree, o: RequestOptions & { mode?: 'replace' | 'update' } = {}): Promise<{ code: string }> {
+    const forwarded = this.forwarded(endpoint, 'write', [endpoint, path, value, o], o);
+    if (forwarded) return forwarded as never;
     const parsed = parsePath(path);
     const canonical = formatPath(parsed);
     if (pathDepth(parsed) < 2) throw new Lwm2mError(`write needs an instance or resource path, not ${canonical}`);
@@ -385,6 +434,8 @@ export class Lwm2mServer extends EventEmitter {
   }
 
   async writeComposite(endpoint: string, values: Record<string, ValueTree>, o: RequestOptions = {}): Promise<{ code: string }> {
+    const forwarded = this.forwarded(endpoint, 'writeComposite', [endpoint, values, o], o);
+    if (forwarded) return forwarded as never;
     const records = Object.entries(values).flatMap(([p, v]) => treeToRecords(parsePath(p), v, this.registry));
     const format = compositeFormat(this.registration(endpoint), o.format);
     const payload = encodeRecords(format, records, { basePath: { objectId: 0 }, types: this.registry });
@@ -395,6 +446,8 @@ export class Lwm2mServer extends EventEmitter {
   }
 
   async writeAttributes(endpoint: string, path: string, attrs: WriteAttributes, o: RequestOptions = {}): Promise<{ code: string }> {
+    const forwarded = this.forwarded(endpoint, 'writeAttributes', [endpoint, path, attrs, o], o);
+    if (forwarded) return forwarded as never;
     const parsed = parsePath(path);
     const canonical = formatPath(parsed);
     const query = attributeQuery(parsed, attrs, this.registry);
@@ -403,6 +456,8 @@ export class Lwm2mServer extends EventEmitter {
   }
 
   async execute(endpoint: string, path: string, args?: string, o: RequestOptions = {}): Promise<{ code: string }> {
+    const forwarded = this.forwarded(endpoint, 'execute', [endpoint, path, args, o], o);
+    if (forwarded) return forwarded as never;
     const parsed = parsePath(path);
     if (pathDepth(parsed) !== 3) throw new Lwm2mError(`execute needs a resource path /o/i/r, not ${path}`);
     const canonical = formatPath(parsed);
@@ -414,6 +469,8 @@ export class Lwm2mServer extends EventEmitter {
   }
 
   async create(endpoint: string, objectPath: string, value: ValueTree, o: RequestOptions & { instanceId?: number } = {}): Promise<{ code: string; location?: string }> {
+    const forwarded = this.forwarded(endpoint, 'create', [endpoint, objectPath, value, o], o);
+    if (forwarded) return forwarded as never;
     const parsed = parsePath(objectPath);
     if (pathDepth(parsed) !== 1) throw new Lwm2mError(`create needs an object path /o, not ${objectPath}`);
     const canonical = formatPath(parsed);
@@ -448,6 +505,8 @@ export class Lwm2mServer extends EventEmitter {
   }
 
   async delete(endpoint: string, path: string, o: RequestOptions = {}): Promise<{ code: string }> {
+    const forwarded = this.forwarded(endpoint, 'delete', [endpoint, path, o], o);
+    if (forwarded) return forwarded as never;
     const canonical = formatPath(parsePath(path));
     const response = await this.deviceRequest(endpoint, canonical, { method: 'DELETE', path: canonical }, o);
     return { code: response.code };
@@ -456,6 +515,8 @@ export class Lwm2mServer extends EventEmitter {
   // ---- observe ----
 
   async observe(endpoint: string, path: string, o: RequestOptions = {}): Promise<{ code: string; value: ValueTree; observationId: string }> {
+    const forwarded = this.forwarded(endpoint, 'observe', [endpoint, path, o], o);
+    if (forwarded) return forwarded as never;
     const parsed = parsePath(path);
     const canonical = formatPath(parsed);
     const registration = this.registration(endpoint);
@@ -468,6 +529,8 @@ export class Lwm2mServer extends EventEmitter {
   }
 
   async observeComposite(endpoint: string, paths: string[], o: RequestOptions = {}): Promise<{ code: string; value: Record<string, ValueTree>; observationId: string }> {
+    const forwarded = this.forwarded(endpoint, 'observeComposite', [endpoint, paths, o], o);
+    if (forwarded) return forwarded as never;
     const parsed = paths.map(parsePath);
     const canonical = parsed.map(formatPath);
     const registration = this.registration(endpoint);
@@ -496,6 +559,8 @@ export class Lwm2mServer extends EventEmitter {
   }
 
   async cancelObservation(endpoint: string, path: string | string[], o: RequestOptions & { active?: boolean } = {}): Promise<void> {
+    const forwarded = this.forwarded(endpoint, 'cancelObservation', [endpoint, path, o], o);
+    if (forwarded) return forwarded as never;
     const canonical = Array.isArray(path) ? path.map((p) => formatPath(parsePath(p))) : formatPath(parsePath(path));
     const { request, token } = this.observations.cancel(endpoint, canonical);
     if (o.active) {

@@ -8,6 +8,7 @@ import { DEFAULT_PARAMETERS, maxTransmitWaitMs } from '../coap/params';
 import type { FormatName } from '../content';
 import type { ObjectRegistry } from '../model';
 import type { SecurityStore } from './security';
+import type { SharedStore } from './cluster/shared-store';
 
 export interface SecureSocketOptions {
   /** UDP port of the DTLS socket (coaps). Default 5684. */
@@ -27,6 +28,11 @@ export interface SecureSocketOptions {
 }
 
 export interface ServerOptions {
+  /**
+   * A store shared by several instances (RedisStore): registrations, credentials and events of the
+   * whole fleet, requests forwarded to the instance a device talks to. None: this instance alone.
+   */
+  shared?: SharedStore;
   /** UDP port of the NoSec socket (coap). Default 5683. */
   port?: number;
   address?: string;
@@ -69,6 +75,8 @@ export interface ServerOptions {
 }
 
 export interface RequestOptions {
+  /** Internal: a request another instance forwarded here; sent from this socket, never forwarded again. */
+  viaCluster?: boolean;
   format?: FormatName | number | string;
   timeoutMs?: number;
 }

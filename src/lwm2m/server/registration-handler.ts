@@ -15,6 +15,8 @@ import {
 } from './registration';
 import { inScope, SecurityStore } from './security';
 import type { RegistrationStore } from './store';
+import type { EventOrigin } from './cluster/cluster-link';
+import type { SharedStore } from './cluster/shared-store';
 
 /** What a device pushed with the Send operation (POST /dp), emitted as 'send'. */
 export interface SendEvent {
@@ -58,6 +60,10 @@ export interface RegistrationContext {
   /** Object links in a Register or Update above this are refused with 4.00. */
   readonly maxLinks: number;
   newRegistrationId(): string;
+  /** In a fleet: the shared store every change is written to (atomically) before the device is answered. */
+  readonly shared?: SharedStore;
+  /** The last argument of this instance's registration events (which instance, not remote). */
+  readonly origin?: EventOrigin;
   /** Drops what the server held for a registration that is gone or replaced. */
   forget(registration: Registration): void;
   emit(event: string, ...args: unknown[]): boolean;
@@ -103,6 +109,25 @@ export class RegistrationHandler {
     const refusal: SecurityRefusal = { operation, endpoint, identity: peer.identity, address: peer.address, port: peer.port, reason };
     this.ctx.emit('securityRefused', refusal);
     return false;
+  }
+
+  /**
+   * Applies a change once the shared store has it (at once without one). A shared store that
+   * fails (Redis away) makes the device try again later: 5.03, nothing changed here; one that
+   * says the registration is gone (another instance expired or removed it) gives 4.04.
+   */
+  private commit(exchange: Exchange, write: (() => Promise<boolean>) | undefined, apply: () => void): void {
+    if (!write) {
+      apply();
+      return;
+    }
+    write().then((done) => {
+      if (done) apply();
+      else exchange.respond({ code: '4.04', payload: Buffer.from('registration is gone') });
+    }, (err: Error) => {
+      exchange.respond({ code: '5.03', maxAge: 10, payload: Buffer.from('registration store unavailable') });
+      this.ctx.emit('warning', err);
+    });
   }
 
   /**
@@ -187,7 +212,15 @@ export class RegistrationHandler {
       updatedAt: now,
       expiresAt: this.expiry(params.lifetime),
       ...(identity !== undefined ? { identity } : {}),
+      ...(ctx.shared ? { owner: ctx.shared.instanceId } : {}),
     };
+    const shared = ctx.shared;
+    this.commit(exchange, shared && (() => shared.register(registration).then(() => true)), () => this.registered(exchange, registration));
+  }
+
+  private registered(exchange: Exchange, registration: Registration): void {
+    const ctx = this.ctx;
+    const identity = registration.identity;
     const previous = ctx.store.add(registration);
     if (previous) ctx.forget(previous);
     if (previous && (previous.address !== registration.address || previous.port !== registration.port)) {
@@ -198,7 +231,7 @@ export class RegistrationHandler {
     }
     ctx.queue.heard(registration);
     exchange.respond({ code: '2.01', locationPath: ['rd', registration.id] });
-    ctx.emit('register', registration, previous);
+    ctx.emit('register', registration, previous, ctx.origin);
   }
 
   private update(exchange: Exchange, id: string): void {
@@ -218,30 +251,41 @@ export class RegistrationHandler {
     if (req.payload.length > 0) checkLinkPayloadFormat(req.contentFormat);
     const parsed = req.payload.length > 0 ? this.parseLinks(this.linksOf(req.payload)) : undefined;
     const previous = { ...registration };
-    if (lifetime !== undefined) registration.lifetime = lifetime;
-    if (binding !== undefined) registration.binding = binding;
-    if (registration.lwm2mVersion === '1.0') {
+    const next: Registration = { ...registration };
+    if (lifetime !== undefined) next.lifetime = lifetime;
+    if (binding !== undefined) next.binding = binding;
+    if (next.lwm2mVersion === '1.0') {
       // LwM2M 1.0 says queue mode in the binding (UQ): an Update with a binding switches it
-      if (binding !== undefined) registration.queueMode = binding.includes('Q') || q.has('Q');
-      else if (q.has('Q')) registration.queueMode = true;
+      if (binding !== undefined) next.queueMode = binding.includes('Q') || q.has('Q');
+      else if (q.has('Q')) next.queueMode = true;
     }
     // LwM2M 1.1+: queue mode is the Q parameter of Register only; an Update (b=U or not) keeps it
-    if (q.has('sms')) registration.smsNumber = q.get('sms') || undefined;
+    if (q.has('sms')) next.smsNumber = q.get('sms') || undefined;
     if (parsed) {
-      registration.objectLinks = req.payload.toString('utf8');
-      registration.objects = parsed.objects;
-      registration.rootPath = parsed.rootPath;
-      if (parsed.supportedFormats.length) registration.supportedFormats = parsed.supportedFormats;
+      next.objectLinks = req.payload.toString('utf8');
+      next.objects = parsed.objects;
+      next.rootPath = parsed.rootPath;
+      if (parsed.supportedFormats.length) next.supportedFormats = parsed.supportedFormats;
     }
     // NB-IoT NATs rebind often: the device is wherever its Update came from
-    registration.address = req.peer.address;
-    registration.port = req.peer.port;
-    registration.updatedAt = new Date();
-    registration.expiresAt = this.expiry(registration.lifetime);
-    ctx.store.touched(registration, previous.address, previous.port);
-    exchange.respond({ code: '2.04' });
-    ctx.queue.heard(registration);
-    ctx.emit('update', registration, previous);
+    next.address = req.peer.address;
+    next.port = req.peer.port;
+    next.updatedAt = new Date();
+    next.expiresAt = this.expiry(next.lifetime);
+    // in a fleet, the device now talks to this instance (a load balancer moved it, or it came back)
+    const shared = ctx.shared;
+    if (shared) next.owner = shared.instanceId;
+    this.commit(exchange, shared && (() => shared.update(next)), () => {
+      if (ctx.store.byRegistrationId(registration.id) !== registration) {
+        exchange.respond({ code: '4.04', payload: Buffer.from(`no registration ${id}`) });
+        return;
+      }
+      Object.assign(registration, next);
+      ctx.store.touched(registration, previous.address, previous.port);
+      exchange.respond({ code: '2.04' });
+      ctx.queue.heard(registration);
+      ctx.emit('update', registration, previous, ctx.origin);
+    });
   }
 
   private deregister(exchange: Exchange, id: string): void {
@@ -251,10 +295,16 @@ export class RegistrationHandler {
       return;
     }
     if (!this.sameIdentity(exchange, 'deregister', registration)) return;
-    this.ctx.store.remove(registration);
-    this.ctx.forget(registration);
-    exchange.respond({ code: '2.02' });
-    this.ctx.emit('deregister', registration);
+    const ctx = this.ctx;
+    const shared = ctx.shared;
+    let fleetWide = true;
+    // a registration another instance removed meanwhile is gone here too, with no second event
+    this.commit(exchange, shared && (() => shared.deregister(registration).then((done) => { fleetWide = done; return true; })), () => {
+      ctx.store.remove(registration);
+      ctx.forget(registration);
+      exchange.respond({ code: '2.02' });
+      if (fleetWide) ctx.emit('deregister', registration, ctx.origin);
+    });
   }
 
   private expiry(lifetime: number): Date {

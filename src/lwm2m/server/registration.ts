@@ -47,6 +47,8 @@ export interface Registration extends RegisterParams {
   expiresAt: Date;
   /** The DTLS identity the device registered with; absent for NoSec. Requests to it go over DTLS. */
   identity?: string;
+  /** In a fleet of instances: the one the device's datagrams reach (its requests leave from there). */
+  owner?: string;
 }
 
 export class BadRegistrationError extends Lwm2mError {

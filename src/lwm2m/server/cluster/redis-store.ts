@@ -1,0 +1,308 @@
+/**
+ * The shared store on Redis (ioredis: Lua scripts with EVALSHA, automatic pipelining, pub/sub and
+ * reconnection in one well-kept client). Every change of a registration is one Lua script — read,
+ * write, index, expiry, event — so it is atomic against every other instance, and an expiry is
+ * taken by exactly one of them. Events and forwarded calls travel by pub/sub.
+ *
+ * Keys, under the prefix (default `lwm2m:`): `reg:<endpoint>` the registration (JSON),
+ * `id:<registration id>` its endpoint, `expiry` a sorted set of endpoints by expiry, `sec` a hash
+ * of security entries by identity, `inst:<instance>` an instance's liveness mark; channels
+ * `events`, `security`, `call:<instance>`, `answer:<instance>`, `notify:<instance>`.
+ *
+ * One Redis server (or a Sentinel-managed primary): the scripts touch keys they derive, which
+ * Redis Cluster does not allow.
+ */
+import { EventEmitter } from 'events';
+import Redis, { RedisOptions } from 'ioredis';
+import { Lwm2mError } from '../../types';
+import type { Registration } from '../registration';
+import type { PskEntry } from '../security';
+import type { ForwardedAnswer, ForwardedCall, ForwardedNotification, RegistrationEvent, SharedStore } from './shared-store';
+import { fromWire, registrationFromWire, toWire } from './wire';
+
+export class SharedStoreError extends Lwm2mError {}
+
+export interface RedisStoreOptions {
+  /** redis://host:port/db (a password in the URL or below). */
+  url: string;
+  password?: string;
+  /** Key and channel prefix, so several fleets can share one Redis. */
+  prefix?: string;
+  instanceId: string;
+  /** An instance counts as down this long after its last mark. */
+  livenessMs?: number;
+}
+
+const LIVENESS_MS = 15_000;
+
+const REGISTER = `
+local P = KEYS[1]
+local regKey = P .. 'reg:' .. ARGV[1]
+local old = redis.call('GET', regKey)
+if old then
+  local o = cjson.decode(old)
+  redis.call('DEL', P .. 'id:' .. o.id)
+end
+redis.call('SET', regKey, ARGV[3])
+redis.call('SET', P .. 'id:' .. ARGV[2], ARGV[1])
+redis.call('ZADD', P .. 'expiry', ARGV[4], ARGV[1])
+redis.call('PUBLISH', P .. 'events', '{"type":"register","origin":' .. cjson.encode(ARGV[5]) .. ',"registration":' .. ARGV[3] .. ',"previous":' .. (old or 'null') .. '}')
+return old`;
+
+const UPDATE = `
+local P = KEYS[1]
+local regKey = P .. 'reg:' .. ARGV[1]
+local old = redis.call('GET', regKey)
+if not old then return 0 end
+if cjson.decode(old).id ~= ARGV[2] then return 0 end
+redis.call('SET', regKey, ARGV[3])
+redis.call('ZADD', P .. 'expiry', ARGV[4], ARGV[1])
+redis.call('PUBLISH', P .. 'events', '{"type":"update","origin":' .. cjson.encode(ARGV[5]) .. ',"registration":' .. ARGV[3] .. ',"previous":' .. old .. '}')
+return 1`;
+
+// ARGV[3]: 'deregister', or 'expire' with ARGV[5] the time: removed only if due by then
+const REMOVE = `
+local P = KEYS[1]
+local regKey = P .. 'reg:' .. ARGV[1]
+local old = redis.call('GET', regKey)
+if not old then return 0 end
+if cjson.decode(old).id ~= ARGV[2] then return 0 end
+if ARGV[3] == 'expire' then
+  local due = redis.call('ZSCORE', P .. 'expiry', ARGV[1])
+  if due and tonumber(due) > tonumber(ARGV[5]) then return 0 end
+end
+redis.call('DEL', regKey, P .. 'id:' .. ARGV[2])
+redis.call('ZREM', P .. 'expiry', ARGV[1])
+redis.call('PUBLISH', P .. 'events', '{"type":"' .. ARGV[3] .. '","origin":' .. cjson.encode(ARGV[4]) .. ',"registration":' .. old .. '}')
+return 1`;
+
+type Scripted = Redis & {
+  lwm2mRegister(prefix: string, endpoint: string, id: string, json: string, expiresAt: number, origin: string): Promise<string | null>;
+  lwm2mUpdate(prefix: string, endpoint: string, id: string, json: string, expiresAt: number, origin: string): Promise<number>;
+  lwm2mRemove(prefix: string, endpoint: string, id: string, kind: string, origin: string, now: number): Promise<number>;
+};
+
+export class RedisStore extends EventEmitter implements SharedStore {
+  readonly instanceId: string;
+  private readonly prefix: string;
+  private readonly commands: Scripted;
+  private readonly subscriber: Redis;
+  private readonly livenessMs: number;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private up = false;
+  private readonly alive = new Map<string, { at: number; alive: boolean }>();
+
+  constructor(private readonly options: RedisStoreOptions) {
+    super();
+    this.instanceId = options.instanceId;
+    this.prefix = options.prefix ?? 'lwm2m:';
+    this.livenessMs = options.livenessMs ?? LIVENESS_MS;
+    const redisOptions: RedisOptions = {
+      lazyConnect: true,
+      password: options.password || undefined,
+      enableAutoPipelining: true,
+      // a Redis that went away makes requests fail at once with a clear error, not wait in a queue
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      retryStrategy: (times) => Math.min(200 * times, 2_000),
+    };
+    this.commands = new Redis(options.url, redisOptions) as Scripted;
+    this.subscriber = new Redis(options.url, { ...redisOptions, enableAutoPipelining: false });
+    this.commands.defineCommand('lwm2mRegister', { numberOfKeys: 1, lua: REGISTER });
+    this.commands.defineCommand('lwm2mUpdate', { numberOfKeys: 1, lua: UPDATE });
+    this.commands.defineCommand('lwm2mRemove', { numberOfKeys: 1, lua: REMOVE });
+    for (const client of [this.commands, this.subscriber]) {
+      // ioredis reports every failed reconnect: one 'down' for the outage, errors as events
+      client.on('error', (err: Error) => this.emit('error', new SharedStoreError(`Redis ${this.where()}: ${err.message}`)));
+    }
+    this.commands.on('ready', () => {
+      if (!this.up) {
+        this.up = true;
+        this.mark();
+        this.emit('up');
+      }
+    });
+    this.commands.on('close', () => {
+      if (this.up) {
+        this.up = false;
+        this.emit('down');
+      }
+    });
+    this.subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => this.received(channel.toString(), message.toString()));
+  }
+
+  /** The Redis address without a password, for messages. */
+  private where(): string {
+    return this.options.url.replace(/\/\/[^@/]*@/, '//');
+  }
+
+  get available(): boolean {
+    return this.up;
+  }
+
+  async connect(): Promise<void> {
+    try {
+      await Promise.all([this.commands.connect(), this.subscriber.connect()]);
+      const p = this.prefix;
+      await this.subscriber.subscribe(`${p}events`, `${p}security`, `${p}call:${this.instanceId}`, `${p}answer:${this.instanceId}`, `${p}notify:${this.instanceId}`);
+    } catch (err) {
+      this.commands.disconnect();
+      this.subscriber.disconnect();
+      throw new SharedStoreError(`cannot reach Redis at ${this.where()}: ${(err as Error).message}`);
+    }
+    this.up = true;
+    await this.mark();
+    this.heartbeat = setInterval(() => void this.mark(), Math.max(1000, Math.floor(this.livenessMs / 3)));
+    this.heartbeat.unref();
+  }
+
+  async close(): Promise<void> {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+    if (this.up) await this.commands.del(`${this.prefix}inst:${this.instanceId}`).catch(() => {});
+    this.up = false;
+    this.commands.disconnect();
+    this.subscriber.disconnect();
+  }
+
+  private async mark(): Promise<void> {
+    await this.commands.set(`${this.prefix}inst:${this.instanceId}`, String(Date.now()), 'PX', this.livenessMs).catch(() => {});
+  }
+
+  /** A command's failure as a clear error (Redis away, a script refused). */
+  private async run<T>(what: string, command: () => Promise<T>): Promise<T> {
+    try {
+      return await command();
+    } catch (err) {
+      throw new SharedStoreError(`${what}: Redis ${this.where()} ${this.up ? 'failed' : 'is unavailable'} (${(err as Error).message})`);
+    }
+  }
+
+  async registrations(): Promise<Registration[]> {
+    return this.run('loading the registrations', async () => {
+      const endpoints = await this.commands.zrange(`${this.prefix}expiry`, 0, -1);
+      const out: Registration[] = [];
+      for (let i = 0; i < endpoints.length; i += 1000) {
+        const values = await this.commands.mget(endpoints.slice(i, i + 1000).map((e) => `${this.prefix}reg:${e}`));
+        for (const v of values) {
+          const r = registrationFromWire(v);
+          if (r) out.push(r);
+        }
+      }
+      return out;
+    });
+  }
+
+  async register(registration: Registration): Promise<Registration | undefined> {
+    const old = await this.run(`registering ${registration.endpoint}`, () => this.commands.lwm2mRegister(
+      this.prefix, registration.endpoint, registration.id, toWire(registration), registration.expiresAt.getTime(), this.instanceId));
+    return registrationFromWire(old);
+  }
+
+  async update(registration: Registration): Promise<boolean> {
+    const done = await this.run(`updating ${registration.endpoint}`, () => this.commands.lwm2mUpdate(
+      this.prefix, registration.endpoint, registration.id, toWire(registration), registration.expiresAt.getTime(), this.instanceId));
+    return done === 1;
+  }
+
+  async deregister(registration: Registration): Promise<boolean> {
+    const done = await this.run(`de-registering ${registration.endpoint}`, () => this.commands.lwm2mRemove(
+      this.prefix, registration.endpoint, registration.id, 'deregister', this.instanceId, 0));
+    return done === 1;
+  }
+
+  async expire(registration: Registration, now: number): Promise<boolean> {
+    const done = await this.run(`expiring ${registration.endpoint}`, () => this.commands.lwm2mRemove(
+      this.prefix, registration.endpoint, registration.id, 'expire', this.instanceId, now));
+    return done === 1;
+  }
+
+  async securityEntries(): Promise<PskEntry[]> {
+    const all = await this.run('loading the security entries', () => this.commands.hvals(`${this.prefix}sec`));
+    return all.map((v) => fromWire<PskEntry>(v));
+  }
+
+  async putSecurity(entry: PskEntry): Promise<void> {
+    const json = toWire(entry);
+    await this.run(`storing the credentials of ${entry.endpoint}`, () => this.commands.multi()
+      .hset(`${this.prefix}sec`, entry.identity, json)
+      .publish(`${this.prefix}security`, toWire({ type: 'put', origin: this.instanceId, entry }))
+      .exec());
+  }
+
+  async removeSecurity(identity: string): Promise<void> {
+    await this.run('removing credentials', () => this.commands.multi()
+      .hdel(`${this.prefix}sec`, identity)
+      .publish(`${this.prefix}security`, toWire({ type: 'remove', origin: this.instanceId, identity }))
+      .exec());
+  }
+
+  async isAlive(instanceId: string): Promise<boolean> {
+    if (instanceId === this.instanceId) return true;
+    // asked before each forwarded request: a second of caching spares Redis a round trip each
+    const cached = this.alive.get(instanceId);
+    if (cached && Date.now() - cached.at < 1000) return cached.alive;
+    const alive = (await this.run('checking an instance', () => this.commands.exists(`${this.prefix}inst:${instanceId}`))) === 1;
+    if (this.alive.size > 1000) this.alive.clear();
+    this.alive.set(instanceId, { at: Date.now(), alive });
+    return alive;
+  }
+
+  onRegistrationEvent(listener: (event: RegistrationEvent) => void): void {
+    this.on('registrationEvent', listener);
+  }
+
+  onSecurityEvent(listener: (event: { type: 'put' | 'remove'; origin: string; entry?: PskEntry; identity?: string }) => void): void {
+    this.on('securityEvent', listener);
+  }
+
+  onCall(listener: (call: ForwardedCall) => void): void {
+    this.on('call', listener);
+  }
+
+  onAnswer(listener: (answer: ForwardedAnswer) => void): void {
+    this.on('answer', listener);
+  }
+
+  onNotification(listener: (notification: ForwardedNotification) => void): void {
+    this.on('notification', listener);
+  }
+
+  call(instanceId: string, call: ForwardedCall): void {
+    this.publish(`call:${instanceId}`, call);
+  }
+
+  answer(to: string, answer: ForwardedAnswer): void {
+    this.publish(`answer:${to}`, answer);
+  }
+
+  notify(to: string, notification: ForwardedNotification): void {
+    this.publish(`notify:${to}`, notification);
+  }
+
+  private publish(channel: string, message: unknown): void {
+    this.commands.publish(`${this.prefix}${channel}`, toWire(message)).catch((err: Error) => {
+      this.emit('error', new SharedStoreError(`Redis ${this.where()}: publishing on ${channel}: ${err.message}`));
+    });
+  }
+
+  /** A pub/sub message: whatever another instance (or a stranger on this Redis) sent, never thrown. */
+  private received(channel: string, message: string): void {
+    let data: Record<string, unknown>;
+    try {
+      data = fromWire<Record<string, unknown>>(message);
+      if (!data || typeof data !== 'object') return;
+    } catch {
+      return;
+    }
+    const name = channel.slice(this.prefix.length);
+    if (name === 'events') {
+      const registration = data.registration as Registration | undefined;
+      if (!registration || typeof registration.endpoint !== 'string' || !(registration.expiresAt instanceof Date)) return;
+      this.emit('registrationEvent', { ...data, previous: data.previous ?? undefined } as unknown as RegistrationEvent);
+    } else if (name === 'security') this.emit('securityEvent', data);
+    else if (name.startsWith('call:')) this.emit('call', data);
+    else if (name.startsWith('answer:')) this.emit('answer', data);
+    else if (name.startsWith('notify:')) this.emit('notification', data);
+  }
+}
