@@ -102,16 +102,20 @@ export = function register(RED: NodeAPI): void {
         }
       });
     };
-    const onRegister = (reg: Registration) => {
+    // in a fleet, the instance a device talks to observes it (the others would only forward)
+    const remote = (origin: unknown) => Boolean(origin && typeof origin === 'object' && (origin as { remote?: unknown }).remote === true);
+    const onRegister = (reg: Registration, _previous?: Registration, origin?: unknown) => {
       if (def.endpoint && reg.endpoint !== def.endpoint) return;
+      if (remote(origin)) return;
       for (const key of [...owned]) if (key.startsWith(`${reg.endpoint}\n`)) owned.delete(key);
       retries.forget(reg.endpoint);
       autoObserve(reg, autoPaths);
     };
     // an Update of a device whose auto-observation is missing (it failed, or the registration was
     // carried over to a new socket without its observations) starts it again
-    const onUpdate = (reg: Registration) => {
+    const onUpdate = (reg: Registration, _previous?: Registration, origin?: unknown) => {
       if (def.endpoint && reg.endpoint !== def.endpoint) return;
+      if (remote(origin)) return;
       const missing = autoPaths.filter((p) => !server.isObserving(reg.endpoint, p));
       if (missing.length) autoObserve(reg, missing);
     };

@@ -13,7 +13,20 @@ import { DeviceRoleConfig } from './device';
 import { registerFlowNode } from './shared/define';
 import { DoneFunction, Lwm2mMessage, NodeDef, SendFunction } from './shared/types';
 
-interface RegisterNodeDef extends NodeDef, FlowNodeConfig, DeviceRoleConfig {}
+interface RegisterNodeDef extends NodeDef, FlowNodeConfig, DeviceRoleConfig {
+  /**
+   * In a fleet of instances (Redis store): 'local' outputs the events of the devices that talk to
+   * this instance, so the fleet outputs each event once; 'all' outputs every device's, on every
+   * instance.
+   */
+  fleet?: 'local' | 'all';
+}
+
+/** The origin a fleet's server puts last on its registration events. */
+function isRemote(args: unknown[]): boolean {
+  const last = args[args.length - 1] as { remote?: unknown } | undefined;
+  return Boolean(last && typeof last === 'object' && last.remote === true);
+}
 
 /** `moved`: a DTLS session with a connection ID followed its device to a new address (NAT rebinding). */
 const EVENTS = ['register', 'update', 'deregister', 'expire', 'wakeup', 'moved'] as const;
@@ -22,9 +35,10 @@ export = function register(RED: NodeAPI): void {
   registerFlowNode<RegisterNodeDef>(RED, 'lwm2m-register', 'register', (node, def, configNode) => {
     const server = configNode.server;
     const listeners = EVENTS.map((topic) => {
-      const listener = (reg: Registration) => {
+      const listener = (reg: Registration, ...rest: unknown[]) => {
         if (def.endpoint && reg.endpoint !== def.endpoint) return;
-        const msg: Lwm2mMessage = { topic, endpoint: reg.endpoint, payload: registrationPayload(reg), lwm2m: { registrationId: reg.id } };
+        if (def.fleet !== 'all' && isRemote(rest)) return;
+        const msg: Lwm2mMessage = { topic, endpoint: reg.endpoint, payload: registrationPayload(reg), lwm2m: { registrationId: reg.id, ...(reg.owner ? { instance: reg.owner } : {}) } };
         node.send(msg);
       };
       server.on(topic, listener);

@@ -5,12 +5,13 @@
  */
 import { createPrivateKey, X509Certificate } from 'crypto';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import type { EventEmitter } from 'events';
 import type { NodeAPI } from 'node-red';
 import { FormatName, toFormatName } from '../lwm2m/content';
 import { ObjectRegistry } from '../lwm2m/model';
-import { Lwm2mServer, pskEntry, SecureSocketOptions, SecurityRefusal } from '../lwm2m/server';
+import { Lwm2mServer, pskEntry, RedisStore, SecureSocketOptions, SecurityRefusal } from '../lwm2m/server';
 import { BootstrapServer } from '../lwm2m/server/bootstrap-server';
 import { addServer } from './admin/directory';
 import { registerRoutes } from './admin/routes';
@@ -35,7 +36,13 @@ interface ServerNodeDef extends NodeDef {
   maxObservations?: string | number;
   maxPendingRequests?: string | number;
   maxPendingPerDevice?: string | number;
-  persist?: boolean;
+  persist?: boolean | string;
+  /** Where registrations live: this process's memory, a file in the user directory, or Redis shared by several instances. */
+  store?: '' | 'memory' | 'file' | 'redis';
+  redisUrl?: string;
+  redisPrefix?: string;
+  /** This instance's name in the fleet (default host:port). */
+  instanceId?: string;
   /** NoSec: Update/De-register from another address moves the registration (default true). */
   allowAddressChange?: boolean;
   /** The DTLS (coaps) port; absent or empty: no DTLS socket (flows made before DTLS existed). */
@@ -53,6 +60,13 @@ interface ServerNodeDef extends NodeDef {
 interface ServerCredentials {
   /** JSON: [{"endpoint": "...", "identity": "...", "key": "<hex>"}] */
   psk?: string;
+  redisPassword?: string;
+}
+
+/** The store the node says (nodes saved before the choice: the old checkbox). */
+function storeOf(def: ServerNodeDef): 'memory' | 'file' | 'redis' {
+  if (def.store === 'memory' || def.store === 'file' || def.store === 'redis') return def.store;
+  return def.persist === true || def.persist === 'true' ? 'file' : 'memory';
 }
 
 function numberOr(value: unknown, fallback: number): number {
@@ -123,7 +137,15 @@ function createServer(node: Node & { server: Lwm2mServer; bootstrap: BootstrapSe
   }
   const registry = ObjectRegistry.withBuiltins();
   // kept in Node-RED's user directory, one file per server node
-  const persistenceFile = def.persist && userDir ? path.join(userDir, `lwm2m-registrations-${def.id}.json`) : undefined;
+  const store = storeOf(def);
+  const persistenceFile = store === 'file' && userDir ? path.join(userDir, `lwm2m-registrations-${def.id}.json`) : undefined;
+  const shared = store === 'redis' ? new RedisStore({
+    url: def.redisUrl || 'redis://127.0.0.1:6379',
+    password: node.credentials?.redisPassword,
+    prefix: def.redisPrefix || 'lwm2m:',
+    // unique in the fleet and the same after a restart: instances behind one balancer differ by host or port
+    instanceId: def.instanceId || `${os.hostname()}:${where.port}`,
+  }) : undefined;
   const certificates = where.securePort === undefined ? {} : loadCertificates(node, def);
   node.server = new Lwm2mServer({
     port: where.port,
@@ -136,6 +158,7 @@ function createServer(node: Node & { server: Lwm2mServer; bootstrap: BootstrapSe
     defaultFormat,
     registry,
     persistenceFile,
+    shared,
     allowAddressChange: def.allowAddressChange !== false,
     // limits sized for a Raspberry Pi (the help says what happens beyond each)
     maxRegistrations: Math.max(1, numberOr(def.maxRegistrations, 100_000)),
@@ -218,6 +241,10 @@ export = function register(RED: NodeAPI): void {
       if (statusTimer) clearTimeout(statusTimer);
       statusTimer = null;
       if (!node.server.running) return;
+      if (node.server.cluster && !node.server.cluster.shared.available) {
+        publish({ fill: 'red', shape: 'ring', text: statusKey('redisDown') });
+        return;
+      }
       const n = node.server.registrationCount;
       const ports = [nosec !== 'off' ? `:${node.server.address().port}${nosec === 'bootstrap' ? ' bs' : ''}` : '', node.server.secureTransport ? `:${node.server.secureAddress().port} dtls` : ''];
       publish({ fill: 'green', shape: 'dot', text: t(n === 1 ? 'status.listeningOne' : 'status.listening', { ports: ports.filter(Boolean).join(' '), count: n }) });
@@ -244,6 +271,25 @@ export = function register(RED: NodeAPI): void {
       },
     });
 
+    // a fleet's Redis going away and coming back: on the status, once each in the log
+    const shared = node.server.cluster?.shared as (EventEmitter & { available: boolean }) | undefined;
+    const redisWhere = (def.redisUrl || 'redis://127.0.0.1:6379').replace(/\/\/[^@/]*@/, '//');
+    let redisError = '';
+    const detachShared = shared ? listen(shared, {
+      error: (err: Error) => { redisError = err.message; },
+      down: () => {
+        if (!node.server.running) return;
+        publish({ fill: 'red', shape: 'ring', text: statusKey('redisDown') });
+        node.warn(t('runtime.redisDown', { url: redisWhere, error: redisError || 'connection closed' }));
+      },
+      up: () => {
+        if (!node.server.running) return;
+        node.log(t('runtime.redisUp', { url: redisWhere }));
+        listening();
+      },
+    }) : () => {};
+    let closed = false;
+
     const start = async () => {
       await stopping;
       if (node.server.running) {
@@ -263,7 +309,8 @@ export = function register(RED: NodeAPI): void {
       }
       try {
         const registrations = await handed;
-        await node.server.start();
+        // Redis not there yet (a fleet restarting together): the node says so and tries again
+        while (!(await startOrWait())) if (closed) return;
         const n = node.server.restore(registrations);
         if (n > 0) node.log(t('runtime.kept', { count: n }));
         serverStarted(node.server);
@@ -276,6 +323,20 @@ export = function register(RED: NodeAPI): void {
         const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
         publish({ fill: 'red', shape: 'ring', text: t('status.error', { code }) });
         node.error(t('runtime.cannotListen', { ports: `${port}${securePort !== undefined ? ` / ${securePort}` : ''}`, error: (err as Error).message }));
+      }
+    };
+
+    /** Starts the server; false (after 5 s) when the shared store cannot be reached yet. */
+    const startOrWait = async (): Promise<boolean> => {
+      try {
+        await node.server.start();
+        return true;
+      } catch (err) {
+        if ((err as Error).name !== 'SharedStoreError') throw err;
+        publish({ fill: 'red', shape: 'ring', text: statusKey('redisDown') });
+        node.warn(t('runtime.redisStart', { url: redisWhere, error: (err as Error).message }));
+        await new Promise((resolve) => setTimeout(resolve, 5_000).unref());
+        return false;
       }
     };
 
@@ -321,6 +382,8 @@ export = function register(RED: NodeAPI): void {
       if (statusTimer) clearTimeout(statusTimer);
       statusTimer = null;
       detach();
+      detachShared();
+      closed = true;
       leaveDirectory();
       const running = starting ?? Promise.resolve();
       starting = null;

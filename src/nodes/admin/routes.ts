@@ -41,6 +41,7 @@ function deviceSummary(server: Lwm2mServer, reg: Registration): Record<string, u
     lifetime: reg.lifetime, queueMode: reg.queueMode, secure: reg.identity !== undefined,
     registeredAt: reg.registeredAt.toISOString(), lastSeen: (presence.lastHeard && presence.lastHeard > reg.updatedAt ? presence.lastHeard : reg.updatedAt).toISOString(),
     expiresAt: reg.expiresAt.toISOString(), awake: presence.awake, queued: presence.queued,
+    ...(reg.owner ? { instance: reg.owner } : {}),
   };
 }
 
