@@ -163,6 +163,7 @@ export class ClusterLink {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
+        this.shared.suspect(owner);
         reject(new Lwm2mError(`instance ${owner} did not answer a ${method} of ${endpoint} within ${timeoutMs} ms`));
       }, timeoutMs);
       timer.unref();

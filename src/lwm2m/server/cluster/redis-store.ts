@@ -33,7 +33,7 @@ export interface RedisStoreOptions {
   livenessMs?: number;
 }
 
-const LIVENESS_MS = 15_000;
+const LIVENESS_MS = 10_000;
 
 const REGISTER = `
 local P = KEYS[1]
@@ -91,6 +91,8 @@ export class RedisStore extends EventEmitter implements SharedStore {
   private heartbeat: NodeJS.Timeout | null = null;
   private up = false;
   private readonly alive = new Map<string, { at: number; alive: boolean }>();
+  /** Instances that did not answer, by when. */
+  private readonly suspects = new Map<string, number>();
 
   constructor(private readonly options: RedisStoreOptions) {
     super();
@@ -237,12 +239,22 @@ export class RedisStore extends EventEmitter implements SharedStore {
       .exec());
   }
 
+  /** An instance that did not answer a forwarded call counts as down until it renews its mark. */
+  suspect(instanceId: string): void {
+    if (this.suspects.size > 1000) this.suspects.clear();
+    this.suspects.set(instanceId, Date.now());
+    this.alive.delete(instanceId);
+  }
+
   async isAlive(instanceId: string): Promise<boolean> {
     if (instanceId === this.instanceId) return true;
     // asked before each forwarded request: a second of caching spares Redis a round trip each
     const cached = this.alive.get(instanceId);
     if (cached && Date.now() - cached.at < 1000) return cached.alive;
-    const alive = (await this.run('checking an instance', () => this.commands.exists(`${this.prefix}inst:${instanceId}`))) === 1;
+    const mark = await this.run('checking an instance', () => this.commands.get(`${this.prefix}inst:${instanceId}`));
+    const suspectedAt = this.suspects.get(instanceId);
+    const alive = mark !== null && (suspectedAt === undefined || Number(mark) > suspectedAt);
+    if (alive) this.suspects.delete(instanceId);
     if (this.alive.size > 1000) this.alive.clear();
     this.alive.set(instanceId, { at: Date.now(), alive });
     return alive;

@@ -62,6 +62,8 @@ export interface SharedStore {
 
   /** Instances that are up (they renew their mark every few seconds). */
   isAlive(instanceId: string): Promise<boolean>;
+  /** An instance that did not answer: down until it renews its mark. */
+  suspect(instanceId: string): void;
 
   onRegistrationEvent(listener: (event: RegistrationEvent) => void): void;
   onSecurityEvent(listener: (event: { type: 'put' | 'remove'; origin: string; entry?: PskEntry; identity?: string }) => void): void;
