@@ -10,9 +10,9 @@ const { table, fmt } = require('./lib/table');
 // Node-RED runtime (bench/servers/node-red-flow.js, flow "register")
 const KINDS = (process.env.BENCH_KINDS || 'bare-responder,coap-minimal,lwm2m-kit,node-red').split(',');
 
-async function storm(kind, n, { sockets = 64, window = 1024, skip = 0 } = {}) {
+async function storm(kind, n, { sockets = 64, window = 1024, skip = 0, serverOptions } = {}) {
   const server = new ChildServer(kind === 'node-red' ? 'node-red-flow' : kind);
-  const target = await server.start(kind === 'node-red' ? { flow: 'register' } : undefined);
+  const target = await server.start(kind === 'node-red' ? { flow: 'register' } : serverOptions);
   const before = await server.stats();
   const flowBefore = kind === 'node-red' ? await server.run('flowCounts') : undefined;
   const fleet = new Fleet({ target, sockets, window, deadlineMs: 300000 });
@@ -95,7 +95,7 @@ async function main(sizes) {
   return { results, narrow, text: [t1, t3, t4, t2].join('\n') };
 }
 
-module.exports = { main };
+module.exports = { main, storm };
 if (require.main === module) {
   const sizes = process.argv.slice(2).map(Number).filter(Boolean);
   main(sizes.length ? sizes : [10000, 50000, 100000]).catch((e) => { console.error(e); process.exit(1); });

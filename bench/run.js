@@ -17,6 +17,7 @@ async function main() {
   parts.push((await require('./bc66-path').main(2000)).text);
   parts.push((await require('./dtls').main(quick ? 2 : 4)).text);
   parts.push((await require('./device-browser').main(quick ? 10000 : 100000)).text);
+  parts.push((await require('./redis-store').main(quick ? 5000 : 20000)).text);
   fs.mkdirSync(path.join(__dirname, 'out'), { recursive: true });
   fs.writeFileSync(path.join(__dirname, 'out', 'latest.md'), `${header}\n${parts.join('\n')}\n`);
   console.log(`\nwritten to bench/out/latest.md in ${Math.round((Date.now() - started.getTime()) / 1000)} s`);

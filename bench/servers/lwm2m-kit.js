@@ -1,10 +1,14 @@
 'use strict';
 // The system under test: this package's Lwm2mServer (core only, no Node-RED).
-const { Lwm2mServer } = require('../../dist/lwm2m/server');
+const { Lwm2mServer, RedisStore } = require('../../dist/lwm2m/server');
 const { serve } = require('./harness');
 
 serve(async (options) => {
-  const server = new Lwm2mServer({ port: 0, address: '127.0.0.1', requestTimeoutMs: 20000, ...(options || {}) });
+  // { redis: { url, prefix, instanceId } }: registrations written through a shared Redis store
+  const { redis, ...rest } = options || {};
+  const shared = redis ? new RedisStore(redis) : undefined;
+  if (shared) shared.on('error', () => {});
+  const server = new Lwm2mServer({ port: 0, address: '127.0.0.1', requestTimeoutMs: 20000, ...rest, shared });
   server.on('warning', () => {});
   let notified = 0;
   server.on('notify', () => { notified++; });

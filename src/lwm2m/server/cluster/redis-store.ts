@@ -18,7 +18,7 @@ import { Lwm2mError } from '../../types';
 import type { Registration } from '../registration';
 import type { PskEntry } from '../security';
 import type { ForwardedAnswer, ForwardedCall, ForwardedNotification, RegistrationEvent, SharedStore } from './shared-store';
-import { fromWire, registrationFromWire, toWire } from './wire';
+import { fromWire, registrationFromObject, registrationFromWire, registrationToWire, toWire } from './wire';
 
 export class SharedStoreError extends Lwm2mError {}
 
@@ -88,6 +88,8 @@ export class RedisStore extends EventEmitter implements SharedStore {
   private readonly commands: Scripted;
   private readonly subscriber: Redis;
   private readonly livenessMs: number;
+  /** How this instance's own events begin (after the type): `"origin":"<id>"`. */
+  private readonly ownOrigin: string;
   private heartbeat: NodeJS.Timeout | null = null;
   private up = false;
   private readonly alive = new Map<string, { at: number; alive: boolean }>();
@@ -99,6 +101,7 @@ export class RedisStore extends EventEmitter implements SharedStore {
     this.instanceId = options.instanceId;
     this.prefix = options.prefix ?? 'lwm2m:';
     this.livenessMs = options.livenessMs ?? LIVENESS_MS;
+    this.ownOrigin = `"origin":${JSON.stringify(options.instanceId)},`;
     const redisOptions: RedisOptions = {
       lazyConnect: true,
       password: options.password || undefined,
@@ -197,13 +200,13 @@ export class RedisStore extends EventEmitter implements SharedStore {
 
   async register(registration: Registration): Promise<Registration | undefined> {
     const old = await this.run(`registering ${registration.endpoint}`, () => this.commands.lwm2mRegister(
-      this.prefix, registration.endpoint, registration.id, toWire(registration), registration.expiresAt.getTime(), this.instanceId));
+      this.prefix, registration.endpoint, registration.id, registrationToWire(registration), registration.expiresAt.getTime(), this.instanceId));
     return registrationFromWire(old);
   }
 
   async update(registration: Registration): Promise<boolean> {
     const done = await this.run(`updating ${registration.endpoint}`, () => this.commands.lwm2mUpdate(
-      this.prefix, registration.endpoint, registration.id, toWire(registration), registration.expiresAt.getTime(), this.instanceId));
+      this.prefix, registration.endpoint, registration.id, registrationToWire(registration), registration.expiresAt.getTime(), this.instanceId));
     return done === 1;
   }
 
@@ -260,6 +263,23 @@ export class RedisStore extends EventEmitter implements SharedStore {
     return alive;
   }
 
+  /**
+   * A registration event. This instance's own come back too: told apart by the head of the
+   * message, before parsing (a storm is thousands a second, each instance hears all of them).
+   */
+  private receivedEvent(message: string): void {
+    if (message.lastIndexOf(this.ownOrigin, 48) !== -1) return;
+    let data: { type?: unknown; origin?: unknown; registration?: unknown; previous?: unknown };
+    try {
+      data = JSON.parse(message) as typeof data;
+    } catch {
+      return;
+    }
+    const registration = registrationFromObject(data?.registration);
+    if (!registration || typeof data.origin !== 'string' || !['register', 'update', 'deregister', 'expire'].includes(data.type as string)) return;
+    this.emit('registrationEvent', { type: data.type, origin: data.origin, registration, previous: registrationFromObject(data.previous) } as RegistrationEvent);
+  }
+
   onRegistrationEvent(listener: (event: RegistrationEvent) => void): void {
     this.on('registrationEvent', listener);
   }
@@ -300,6 +320,11 @@ export class RedisStore extends EventEmitter implements SharedStore {
 
   /** A pub/sub message: whatever another instance (or a stranger on this Redis) sent, never thrown. */
   private received(channel: string, message: string): void {
+    const name = channel.slice(this.prefix.length);
+    if (name === 'events') {
+      this.receivedEvent(message);
+      return;
+    }
     let data: Record<string, unknown>;
     try {
       data = fromWire<Record<string, unknown>>(message);
@@ -307,12 +332,7 @@ export class RedisStore extends EventEmitter implements SharedStore {
     } catch {
       return;
     }
-    const name = channel.slice(this.prefix.length);
-    if (name === 'events') {
-      const registration = data.registration as Registration | undefined;
-      if (!registration || typeof registration.endpoint !== 'string' || !(registration.expiresAt instanceof Date)) return;
-      this.emit('registrationEvent', { ...data, previous: data.previous ?? undefined } as unknown as RegistrationEvent);
-    } else if (name === 'security') this.emit('securityEvent', data);
+    if (name === 'security') this.emit('securityEvent', data);
     else if (name.startsWith('call:')) this.emit('call', data);
     else if (name.startsWith('answer:')) this.emit('answer', data);
     else if (name.startsWith('notify:')) this.emit('notification', data);
