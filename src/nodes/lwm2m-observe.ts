@@ -45,9 +45,10 @@ export = function register(RED: NodeAPI): void {
       if (!Array.isArray(path) && Object.keys(attrs).length > 0) await server.writeAttributes(endpoint, path, attrs);
       owned.add(observationKey(endpoint, path));
       try {
+        // tagged with this node's id: in a fleet, whichever instance takes the observation over finds this node
         return Array.isArray(path)
-          ? await server.observeComposite(endpoint, path, { format })
-          : await server.observe(endpoint, path, { format });
+          ? await server.observeComposite(endpoint, path, { format, tag: node.id })
+          : await server.observe(endpoint, path, { format, tag: node.id });
       } catch (err) {
         owned.delete(observationKey(endpoint, path));
         throw err;
@@ -63,7 +64,12 @@ export = function register(RED: NodeAPI): void {
     };
 
     const onNotify = (n: Notification) => {
-      if (!owned.has(observationKey(n.endpoint, n.path))) return;
+      const key = observationKey(n.endpoint, n.path);
+      if (!owned.has(key)) {
+        // one this node started on another instance of the fleet (same flow, same node id), taken over here
+        if (n.tag !== node.id) return;
+        owned.add(key);
+      }
       const msg: Lwm2mMessage = {
         topic: 'notify', endpoint: n.endpoint, path: n.path, payload: n.value, code: n.code, format: n.format, ...named(n.path, n.value),
         lwm2m: { observationId: n.observationId, receivedAt: n.receivedAt.toISOString() },

@@ -219,7 +219,7 @@ stream {
     }
   });
 
-  it('loses no registration when an instance is killed; its devices reach the survivor at their next Update, observations start again there', async () => {
+  it('loses no registration when an instance is killed; the survivor takes over its devices\' observations at their next notification, and the devices at their next Update', async () => {
     const owners = await instances.a.owners();
     const ofA = [...owners].filter(([, o]) => o === 'node-a').map(([e]) => e);
     await instances.a.kill();
@@ -232,6 +232,23 @@ stream {
     // (down once its liveness mark lapses; until then the forwarded request times out)
     assert.match(stranded.body.error, /instance node-a(, which is down| did not answer)/);
     assert.match((await instances.b.read(ofA[1], '/3303/0/5700')).body.error, /node-a, which is down/, 'and then fails at once');
+    // five of the dead instance's devices notify a new value: the balancer sends them to the
+    // survivor, which takes their observations over (its flow's observe node, the same node as on
+    // the dead one) and the devices with them, before any Update
+    const notifying = ofA.slice(20, 25);
+    let heard = {};
+    for (let round = 0; round < 40; round++) {
+      for (const ep of notifying) if (heard[ep] !== 2000 + round - 1) clients[Number(ep.slice(6))].setValue('/3303/0/5700', 2000 + round);
+      await delay(500);
+      heard = await instances.b.get('notes');
+      if (notifying.every((ep) => typeof heard[ep] === 'number' && heard[ep] >= 2000)) break;
+    }
+    for (const ep of notifying) assert.ok(heard[ep] >= 2000, `${ep}'s notification reached node-b's flow: ${JSON.stringify(heard)}`);
+    const taken = await instances.b.owners();
+    for (const ep of notifying) {
+      assert.strictEqual(taken.get(ep), 'node-b', `${ep} talks to node-b now`);
+      assert.strictEqual((await instances.b.read(ep, '/3303/0/5700')).status, 200);
+    }
     // 20 of the dead instance's devices send their Update: the balancer moves them to the survivor
     const moving = ofA.slice(0, 20);
     // (clients[n] is fleet-n: each was pushed before its first await)

@@ -104,6 +104,62 @@ describe('fleet of server instances on Redis', function () {
     assert.deepStrictEqual(notes.map((n) => [n.endpoint, n.path, n.value]), [['fleet-2', '/3303/0/5700', 30.5]]);
   });
 
+  /** A UDP relay in front of the servers, like a load balancer: a socket per device, and a target that can change. */
+  async function relay(target) {
+    const dgram = require('dgram');
+    const front = dgram.createSocket('udp4');
+    const upstreams = new Map();
+    const state = { target, port: 0, switchTo(t) { this.target = t; for (const u of upstreams.values()) u.close(); upstreams.clear(); } };
+    front.on('message', (msg, from) => {
+      const key = `${from.address}:${from.port}`;
+      let up = upstreams.get(key);
+      if (!up) {
+        up = dgram.createSocket('udp4');
+        up.on('message', (answer) => front.send(answer, from.port, from.address));
+        up.on('error', () => {});
+        up.bind(0, '127.0.0.1');
+        upstreams.set(key, up);
+      }
+      up.send(msg, state.target, '127.0.0.1');
+    });
+    await new Promise((resolve) => front.bind(0, '127.0.0.1', resolve));
+    state.port = front.address().port;
+    state.close = () => { for (const u of upstreams.values()) u.close(); front.close(); };
+    return state;
+  }
+
+  it('takes an observation over when its device\'s notifications reach another instance (a failover)', async () => {
+    const [a, b] = await fleet();
+    const lb = await relay(a.address().port);
+    try {
+      const client = new Lwm2mClient({ endpoint: 'fleet-obs', server: { host: '127.0.0.1', port: lb.port }, lifetime: 300, localAddress: '127.0.0.1', autoUpdate: false });
+      client.on('warning', () => {});
+      client.setInstance(3303, 0, { 5700: 1, 5701: 'Cel' });
+      clients.push(client);
+      await client.start();
+      const obs = await a.observe('fleet-obs', '/3303/0/5700', { tag: 'flow-node-7' });
+      for (let i = 0; i < 50 && !b.cluster.observationOf(obs.observationId); i++) await delay(20);
+      assert.ok(b.cluster.observationOf(obs.observationId), 'b knows the observation');
+      // the balancer sends the device to b now (a is still up: nothing else tells b)
+      lb.switchTo(b.address().port);
+      const notes = [];
+      b.on('notify', (n) => notes.push(n));
+      client.setValue('/3303/0/5700', 2);
+      for (let i = 0; i < 100 && notes.length === 0; i++) await delay(20);
+      assert.deepStrictEqual(notes.map((n) => [n.endpoint, n.path, n.value, n.tag]), [['fleet-obs', '/3303/0/5700', 2, 'flow-node-7']]);
+      assert.strictEqual(b.getRegistration('fleet-obs').owner, 'inst-1', 'the registration follows its device');
+      assert.ok(b.isObserving('fleet-obs', '/3303/0/5700'));
+      for (let i = 0; i < 50 && a.getRegistration('fleet-obs').owner !== 'inst-1'; i++) await delay(20);
+      assert.strictEqual(a.getRegistration('fleet-obs').owner, 'inst-1', 'and a knows');
+      // a read from a now goes through b, to the device's new path
+      assert.strictEqual((await a.read('fleet-obs', '/3303/0/5700')).value, 2);
+      // an unknown token is still refused (RST)
+      assert.strictEqual(b.cluster.observationOf('00'.repeat(8)), undefined);
+    } finally {
+      lb.close();
+    }
+  });
+
   it('takes each expiry on exactly one instance, and both drop the registration', async () => {
     const [a, b, c] = await fleet(3, {});
     const expiries = [];

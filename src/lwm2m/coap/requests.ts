@@ -135,6 +135,24 @@ export class Requester {
 
   private tokenInUse = (key: string): boolean => this.pending.has(key) || this.observations.has(key);
 
+  /**
+   * Asked about a notification whose token no observation here knows (before it is refused with
+   * RST): true once it called `adopt` for it — an observation another server instance started.
+   */
+  adopter: ((peer: Peer, peerKey: string, m: CoapMessage) => boolean) | null = null;
+
+  /** Registers an observation started elsewhere, from one of its notifications (`m`), which becomes its first answer. */
+  adopt(peer: Peer, peerKey: string, m: CoapMessage): ClientObservation {
+    const tokenKey = m.token.toString('hex');
+    const observation = new ClientObservation(Buffer.from(m.token), peerKey, peer.identity, (o) => {
+      if (this.observations.get(tokenKey) === o) this.observations.delete(tokenKey);
+    });
+    this.observations.get(tokenKey)?.end();
+    this.observations.set(tokenKey, observation);
+    observation.start(responseOf(m, peer));
+    return observation;
+  }
+
   forget(p: PendingRequest): void {
     if (this.pending.get(p.tokenKey) === p) this.pending.delete(p.tokenKey);
     this.scheduler.cancel(p);
@@ -317,7 +335,10 @@ export class Requester {
       p.succeed(m);
       return true;
     }
-    const observation = this.observations.get(tokenKey);
+    let observation = this.observations.get(tokenKey);
+    if (!observation && this.adopter && m.code >> 5 === 2 && findOption(m, OptionNumber.Observe) !== undefined && this.adopter(peer, peerKey, m)) {
+      observation = this.observations.get(tokenKey);
+    }
     if (!observation || !sameSender(observation, peer, peerKey)) return false;
     const sequence = uintOptionOf(m, OptionNumber.Observe);
     if (!observation.accept(sequence)) return true; // stale (§3.4): acknowledged, not delivered

@@ -74,6 +74,16 @@ export class CoapTransport extends EventEmitter {
     this.handler = handler;
   }
 
+  private adopter: ((peer: Peer, notification: { token: Buffer }, adopt: () => Observation) => boolean) | null = null;
+
+  /**
+   * For notifications of observations this transport did not start (another server instance did):
+   * `adopter` calls `adopt()` to take one over and returns true, or returns false (RST).
+   */
+  setObservationAdopter(adopter: ((peer: Peer, notification: { token: Buffer }, adopt: () => Observation) => boolean) | null): void {
+    this.adopter = adopter;
+  }
+
   get listening(): boolean {
     return this.layer !== null;
   }
@@ -103,6 +113,8 @@ export class CoapTransport extends EventEmitter {
       maxQueuePerPeer: o.maxQueuePerPeer ?? 256,
       separateResponseAfterMs: o.separateResponseAfterMs ?? 1000,
     }, () => this.handler, (err) => this.emit('warning', err), (reason, peer) => this.emit('dropped', reason, peer));
+    const requester = this.layer.requester;
+    requester.adopter = (peer, key, m) => this.adopter !== null && this.adopter(peer, m, () => requester.adopt(peer, key, m));
   }
 
   /** Closes the channel and ends every request, exchange and observation. Idempotent. */

@@ -117,6 +117,8 @@ export class Lwm2mServer extends EventEmitter {
       registrationOf: (endpoint) => this.store.byEndpointName(endpoint),
       heard: (reg) => this.queue.heard(reg),
       emit: (event, ...args) => this.emit(event, ...args),
+      tracked: (record) => this.cluster?.observationTracked(record),
+      ended: (id) => this.cluster?.observationEnded(id),
     }, this.options.maxObservationsPerDevice, this.options.maxObservations);
     this.registrations = new RegistrationHandler({
       store: this.store, security: this.security, queue: this.queue, registry: this.registry,
@@ -133,9 +135,12 @@ export class Lwm2mServer extends EventEmitter {
         store: this.store, security: localSecurity, requestTimeoutMs: this.options.requestTimeoutMs,
         forget: (reg) => this.forget(reg),
         emit: (event, ...args) => this.emit(event, ...args),
-        on: (event, listener) => this.on(event, listener),
+        on: (event: string, listener: (...args: never[]) => void) => this.on(event, listener as (...args: unknown[]) => void),
         invoke: (method, args) => (this as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[method](...args),
       });
+      for (const transport of [this.transport, this.secureTransport]) {
+        transport?.setObservationAdopter((peer, notification, adopt) => this.adoptObservation(peer as Peer & { identity?: string }, notification.token, adopt));
+      }
     }
     this.persistence = options.persistenceFile ? new RegistrationFile(options.persistenceFile) : null;
     if (this.persistence) {
@@ -308,6 +313,28 @@ export class Lwm2mServer extends EventEmitter {
   }
 
   // ---- device management ----
+
+  /**
+   * In a fleet: a notification of an observation another instance started (its device now reaches
+   * this one, after a failover): taken over and decoded here, where its tag finds the flow that
+   * asked for it; the registration moves here. Never across identities; over NoSec from another
+   * address only when address changes are allowed.
+   */
+  private adoptObservation(peer: Peer & { identity?: string }, token: Buffer, adopt: () => Observation): boolean {
+    const record = this.cluster?.observationOf(token.toString('hex'));
+    const registration = record && this.store.byEndpointName(record.endpoint);
+    if (!record || !registration || peer.identity !== registration.identity) return false;
+    const moved = peer.address !== registration.address || peer.port !== registration.port;
+    if (moved && peer.identity === undefined && !this.options.allowAddressChange) return false;
+    try {
+      this.observations.checkRoom(record.endpoint, record.path);
+    } catch {
+      return false;
+    }
+    this.observations.track(record.endpoint, record.path, adopt(), record.basePath, record.request, record.tag);
+    if (moved || registration.owner !== this.cluster!.instanceId) this.cluster!.moveHere(registration, peer.address, peer.port);
+    return true;
+  }
 
   /**
    * In a fleet: a request for a device whose datagrams reach another instance, sent through that
@@ -524,7 +551,7 @@ export class Lwm2mServer extends EventEmitter {
     const request: Omit<CoapRequestSpec, 'observe'> = { method: 'GET', path: this.uriPath(registration, canonical), accept: FORMAT_CODES[format] };
     const handle = await this.startObservation(registration, canonical, request, o);
     const { records } = decodeAnswer(handle.first, parsed, this.registry, endpoint, canonical);
-    const observationId = this.observations.track(endpoint, canonical, handle, parsed, request);
+    const observationId = this.observations.track(endpoint, canonical, handle, parsed, request, o.tag);
     return { code: handle.first.code, value: recordsToTree(parsed, records), observationId };
   }
 
@@ -541,7 +568,7 @@ export class Lwm2mServer extends EventEmitter {
     };
     const handle = await this.startObservation(registration, canonical.join(','), request, o);
     const { records } = decodeAnswer(handle.first, { objectId: 0 }, this.registry, endpoint, 'composite');
-    const observationId = this.observations.track(endpoint, canonical, handle, undefined, request);
+    const observationId = this.observations.track(endpoint, canonical, handle, undefined, request, o.tag);
     return { code: handle.first.code, value: recordsToComposite(records), observationId };
   }
 

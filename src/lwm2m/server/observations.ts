@@ -22,6 +22,8 @@ export interface Notification {
   code: string;
   format?: FormatName;
   receivedAt: Date;
+  /** The tag the observation was started with (RequestOptions.tag): who asked, the same on every instance of a fleet. */
+  tag?: string;
 }
 
 export interface ObservationInfo {
@@ -30,11 +32,16 @@ export interface ObservationInfo {
   path: string | string[];
 }
 
-interface ActiveObservation extends ObservationInfo {
-  handle: Observation;
+/** What another server instance needs to take an observation over: its notifications decoded there. */
+export interface ObservationRecord extends ObservationInfo {
   basePath?: Lwm2mPath;
   /** The request that started it (an active cancel repeats it with Observe 1). */
   request: Omit<CoapRequestSpec, 'observe'>;
+  tag?: string;
+}
+
+interface ActiveObservation extends ObservationRecord {
+  handle: Observation;
 }
 
 export interface ObservationContext {
@@ -43,6 +50,9 @@ export interface ObservationContext {
   /** The device talked (queue mode: it is awake). */
   heard(registration: Registration): void;
   emit(event: string, ...args: unknown[]): boolean;
+  /** In a fleet: an observation started here (or taken over), and one that ended. */
+  tracked?(record: ObservationRecord): void;
+  ended?(observationId: string): void;
 }
 
 export class ObservationLimitError extends Lwm2mError {}
@@ -84,19 +94,21 @@ export class ObservationService {
   }
 
   /** Keeps an accepted observation (replacing one of the same endpoint and path); returns its id. */
-  track(endpoint: string, path: string | string[], handle: Observation, basePath: Lwm2mPath | undefined, request: Omit<CoapRequestSpec, 'observe'>): string {
+  track(endpoint: string, path: string | string[], handle: Observation, basePath: Lwm2mPath | undefined, request: Omit<CoapRequestSpec, 'observe'>, tag?: string): string {
     const key = this.key(endpoint, path);
     this.active.get(key)?.handle.close();
     const observationId = handle.token.toString('hex');
-    const active: ActiveObservation = { observationId, endpoint, path, handle, basePath, request };
+    const active: ActiveObservation = { observationId, endpoint, path, handle, basePath, request, ...(tag !== undefined ? { tag } : {}) };
     if (!this.active.has(key)) this.counted(endpoint, 1);
     this.active.set(key, active);
     handle.on('notification', (response) => this.notification(active, response));
     handle.on('end', () => {
+      this.ctx.ended?.(observationId);
       if (this.active.get(key) !== active) return;
       this.active.delete(key);
       this.counted(endpoint, -1);
     });
+    this.ctx.tracked?.({ observationId, endpoint, path, basePath, request, ...(tag !== undefined ? { tag } : {}) });
     return observationId;
   }
 
@@ -121,7 +133,7 @@ export class ObservationService {
     const value = active.basePath ? recordsToTree(active.basePath, records) : recordsToComposite(records);
     const notification: Notification = {
       endpoint: active.endpoint, path: active.path, value, records, observationId: active.observationId,
-      code: response.code, format, receivedAt: new Date(),
+      code: response.code, format, receivedAt: new Date(), ...(active.tag !== undefined ? { tag: active.tag } : {}),
     };
     this.ctx.emit('notify', notification);
   }

@@ -75,6 +75,8 @@ export interface ServerOptions {
 }
 
 export interface RequestOptions {
+  /** Observe: given back on each notification (Notification.tag); in a fleet, whichever instance takes the observation over. */
+  tag?: string;
   /** Internal: a request another instance forwarded here; sent from this socket, never forwarded again. */
   viaCluster?: boolean;
   format?: FormatName | number | string;

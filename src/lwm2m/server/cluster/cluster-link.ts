@@ -10,7 +10,7 @@
 import { randomBytes } from 'crypto';
 import { Lwm2mError } from '../../types';
 import { DeviceNotFoundError } from '../errors';
-import type { Notification } from '../observations';
+import type { Notification, ObservationRecord } from '../observations';
 import type { Registration } from '../registration';
 import type { PskEntry, SecurityStore } from '../security';
 import type { RegistrationStore } from '../store';
@@ -32,7 +32,7 @@ const ARITY: Record<string, number> = {
 };
 /** Forwarded calls waiting for their answer, at most; beyond, a request fails at once. */
 export const MAX_FORWARDED_PENDING = 10_000;
-/** Observations started for other instances whose notifications go to them, at most. */
+/** Observations started for other instances whose notifications go to them, and observations of the fleet known here, at most each. */
 export const MAX_FORWARDED_OBSERVATIONS = 100_000;
 
 export interface ClusterContext {
@@ -42,6 +42,7 @@ export interface ClusterContext {
   forget(registration: Registration): void;
   emit(event: string, ...args: unknown[]): boolean;
   on(event: 'notify', listener: (n: Notification) => void): void;
+  on(event: 'deregister' | 'expire', listener: (registration: Registration, origin?: EventOrigin) => void): void;
   /** Runs a forwarded call on this instance's socket. */
   invoke(method: string, args: unknown[]): Promise<unknown>;
 }
@@ -60,6 +61,9 @@ export class ClusterLink {
   private readonly forwardedObservations = new Map<string, string>();
   private readonly local: EventOrigin;
   private started = false;
+  /** The fleet's observations by id (token), for notifications that arrive here after a failover. */
+  private readonly fleetObservations = new Map<string, ObservationRecord>();
+  private readonly fleetObservationsOf = new Map<string, Set<string>>();
 
   constructor(readonly shared: SharedStore, private readonly ctx: ClusterContext) {
     this.local = { instance: shared.instanceId, remote: false };
@@ -69,11 +73,27 @@ export class ClusterLink {
       if (e.type === 'put' && e.entry) ctx.security.set(e.entry);
       if (e.type === 'remove' && e.identity) ctx.security.delete({ identity: e.identity });
     });
+    shared.onObservationEvent((e) => {
+      if (e.origin === shared.instanceId) return;
+      if (e.type === 'put' && e.record && typeof e.record.observationId === 'string') this.keepObservation(e.record);
+      if (e.type === 'remove' && typeof e.observationId === 'string') this.dropObservation(e.observationId);
+    });
     shared.onCall((call) => void this.serve(call));
     shared.onAnswer((a) => this.answered(a));
     shared.onNotification((n) => {
       if (n && typeof n === 'object' && n.notification) ctx.emit('notify', n.notification as Notification);
     });
+    // a device gone from the fleet: its observations with it (the instance that removed it says so in Redis)
+    const gone = (registration: Registration, origin?: EventOrigin) => {
+      const ids = this.fleetObservationsOf.get(registration.endpoint);
+      if (!ids) return;
+      for (const id of [...ids]) {
+        this.dropObservation(id);
+        if (!origin?.remote && this.started) this.shared.removeObservation(id).catch((err: Error) => ctx.emit('warning', err));
+      }
+    };
+    ctx.on('deregister', gone);
+    ctx.on('expire', gone);
     ctx.on('notify', (n) => {
       const to = this.forwardedObservations.get(n.observationId);
       if (to) shared.notify(to, { observationId: n.observationId, notification: n });
@@ -93,6 +113,7 @@ export class ClusterLink {
     await this.shared.connect();
     for (const entry of await this.shared.securityEntries()) this.ctx.security.set(entry);
     const registrations = await this.shared.registrations();
+    for (const record of await this.shared.observations()) this.keepObservation(record);
     this.started = true;
     return registrations;
   }
@@ -104,6 +125,8 @@ export class ClusterLink {
       this.pending.delete(id);
     }
     this.forwardedObservations.clear();
+    this.fleetObservations.clear();
+    this.fleetObservationsOf.clear();
     this.started = false;
     await this.shared.close();
   }
@@ -209,9 +232,57 @@ export class ClusterLink {
     });
   }
 
-  /** An observation ended: its notifications no longer go anywhere else. */
+  private keepObservation(record: ObservationRecord): void {
+    if (typeof record.endpoint !== 'string') return;
+    if (this.fleetObservations.size >= MAX_FORWARDED_OBSERVATIONS && !this.fleetObservations.has(record.observationId)) return;
+    this.dropObservation(record.observationId);
+    this.fleetObservations.set(record.observationId, record);
+    let ids = this.fleetObservationsOf.get(record.endpoint);
+    if (!ids) this.fleetObservationsOf.set(record.endpoint, ids = new Set());
+    ids.add(record.observationId);
+  }
+
+  private dropObservation(observationId: string): boolean {
+    const record = this.fleetObservations.get(observationId);
+    if (!record) return false;
+    this.fleetObservations.delete(observationId);
+    const ids = this.fleetObservationsOf.get(record.endpoint);
+    ids?.delete(observationId);
+    if (ids && ids.size === 0) this.fleetObservationsOf.delete(record.endpoint);
+    return true;
+  }
+
+  /** An observation this instance started or took over: every instance can decode its notifications. */
+  observationTracked(record: ObservationRecord): void {
+    this.keepObservation(record);
+    if (this.started) this.shared.putObservation(record).catch((err: Error) => this.ctx.emit('warning', err));
+  }
+
+  /** An observation ended here: its notifications go nowhere else either. */
   observationEnded(observationId: string): void {
     this.forwardedObservations.delete(observationId);
+    if (this.dropObservation(observationId) && this.started) {
+      this.shared.removeObservation(observationId).catch((err: Error) => this.ctx.emit('warning', err));
+    }
+  }
+
+  /** An observation of the fleet by its token (hex), when this instance is not the one that has it. */
+  observationOf(observationId: string): ObservationRecord | undefined {
+    return this.fleetObservations.get(observationId);
+  }
+
+  /**
+   * A device whose datagrams reach this instance now (a notification after a failover): its
+   * registration follows, here and in the shared store, as its next Update would make it.
+   */
+  moveHere(registration: Registration, address: string, port: number): void {
+    const previous = { ...registration };
+    registration.address = address;
+    registration.port = port;
+    registration.owner = this.shared.instanceId;
+    this.ctx.store.touched(registration, previous.address, previous.port);
+    this.shared.update(registration).catch((err: Error) => this.ctx.emit('warning', err));
+    this.ctx.emit('moved', registration, previous);
   }
 }
 

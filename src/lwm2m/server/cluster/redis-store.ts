@@ -5,9 +5,10 @@
  * taken by exactly one of them. Events and forwarded calls travel by pub/sub.
  *
  * Keys, under the prefix (default `lwm2m:`): `reg:<endpoint>` the registration (JSON),
- * `id:<registration id>` its endpoint, `expiry` a sorted set of endpoints by expiry, `sec` a hash
- * of security entries by identity, `inst:<instance>` an instance's liveness mark; channels
- * `events`, `security`, `call:<instance>`, `answer:<instance>`, `notify:<instance>`.
+ * `id:<registration id>` its endpoint, `expiry` a sorted set of endpoints by expiry, `obs` a hash of
+ * observations by token, `sec` a hash of security entries by identity, `inst:<instance>` an
+ * instance's liveness mark; channels `events`, `observations`, `security`, `call:<instance>`,
+ * `answer:<instance>`, `notify:<instance>`.
  *
  * One Redis server (or a Sentinel-managed primary): the scripts touch keys they derive, which
  * Redis Cluster does not allow.
@@ -16,6 +17,7 @@ import { EventEmitter } from 'events';
 import Redis, { RedisOptions } from 'ioredis';
 import { Lwm2mError } from '../../types';
 import type { Registration } from '../registration';
+import type { ObservationRecord } from '../observations';
 import type { PskEntry } from '../security';
 import type { ForwardedAnswer, ForwardedCall, ForwardedNotification, RegistrationEvent, SharedStore } from './shared-store';
 import { fromWire, registrationFromObject, registrationFromWire, registrationToWire, toWire } from './wire';
@@ -149,7 +151,7 @@ export class RedisStore extends EventEmitter implements SharedStore {
     try {
       await Promise.all([this.commands.connect(), this.subscriber.connect()]);
       const p = this.prefix;
-      await this.subscriber.subscribe(`${p}events`, `${p}security`, `${p}call:${this.instanceId}`, `${p}answer:${this.instanceId}`, `${p}notify:${this.instanceId}`);
+      await this.subscriber.subscribe(`${p}events`, `${p}security`, `${p}observations`, `${p}call:${this.instanceId}`, `${p}answer:${this.instanceId}`, `${p}notify:${this.instanceId}`);
     } catch (err) {
       this.commands.disconnect();
       this.subscriber.disconnect();
@@ -220,6 +222,29 @@ export class RedisStore extends EventEmitter implements SharedStore {
     const done = await this.run(`expiring ${registration.endpoint}`, () => this.commands.lwm2mRemove(
       this.prefix, registration.endpoint, registration.id, 'expire', this.instanceId, now));
     return done === 1;
+  }
+
+  async observations(): Promise<ObservationRecord[]> {
+    const all = await this.run('loading the observations', () => this.commands.hvals(`${this.prefix}obs`));
+    return all.map((v) => fromWire<ObservationRecord>(v));
+  }
+
+  async putObservation(record: ObservationRecord): Promise<void> {
+    await this.run(`storing an observation of ${record.endpoint}`, () => this.commands.multi()
+      .hset(`${this.prefix}obs`, record.observationId, toWire(record))
+      .publish(`${this.prefix}observations`, toWire({ type: 'put', origin: this.instanceId, record }))
+      .exec());
+  }
+
+  async removeObservation(observationId: string): Promise<void> {
+    await this.run('removing an observation', () => this.commands.multi()
+      .hdel(`${this.prefix}obs`, observationId)
+      .publish(`${this.prefix}observations`, toWire({ type: 'remove', origin: this.instanceId, observationId }))
+      .exec());
+  }
+
+  onObservationEvent(listener: (event: { type: 'put' | 'remove'; origin: string; record?: ObservationRecord; observationId?: string }) => void): void {
+    this.on('observationEvent', listener);
   }
 
   async securityEntries(): Promise<PskEntry[]> {
@@ -333,6 +358,7 @@ export class RedisStore extends EventEmitter implements SharedStore {
       return;
     }
     if (name === 'security') this.emit('securityEvent', data);
+    else if (name === 'observations') this.emit('observationEvent', data);
     else if (name.startsWith('call:')) this.emit('call', data);
     else if (name.startsWith('answer:')) this.emit('answer', data);
     else if (name.startsWith('notify:')) this.emit('notification', data);

@@ -5,6 +5,7 @@
  * default (no shared store at all); RedisStore (redis-store.ts) is the shared one.
  */
 import type { Registration } from '../registration';
+import type { ObservationRecord } from '../observations';
 import type { PskEntry } from '../security';
 
 /** A change of the fleet's registrations, as every instance receives it. */
@@ -54,6 +55,12 @@ export interface SharedStore {
   deregister(registration: Registration): Promise<boolean>;
   /** Atomically removes it if it is still due: true for exactly one instance of the fleet. */
   expire(registration: Registration, now: number): Promise<boolean>;
+
+  /** Observations of the fleet by id (their token): any instance decodes their notifications. */
+  observations(): Promise<ObservationRecord[]>;
+  putObservation(record: ObservationRecord): Promise<void>;
+  removeObservation(observationId: string): Promise<void>;
+  onObservationEvent(listener: (event: { type: 'put' | 'remove'; origin: string; record?: ObservationRecord; observationId?: string }) => void): void;
 
   /** Security entries, shared by every instance. */
   securityEntries(): Promise<PskEntry[]>;
