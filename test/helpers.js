@@ -3,6 +3,7 @@
 // throwaway PKI.
 const { execFileSync } = require('child_process');
 const dgram = require('dgram');
+const net = require('net');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
@@ -94,4 +95,16 @@ function makePki(caName, entities) {
   return dir;
 }
 
-module.exports = { freeUdpPort, nextEvent, collector, delay, makePki };
+/** A TCP port free on loopback now (an HTTP server's, Redis's). */
+function freeTcpPort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+module.exports = { freeUdpPort, freeTcpPort, nextEvent, collector, delay, makePki };

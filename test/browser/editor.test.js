@@ -10,10 +10,10 @@
 const assert = require('assert');
 const dgram = require('dgram');
 const fs = require('fs');
-const net = require('net');
 const os = require('os');
 const path = require('path');
 const { spawn } = require('child_process');
+const { freeTcpPort } = require('../helpers');
 
 const ROOT = path.join(__dirname, '..', '..');
 const ARTIFACTS = path.join(ROOT, 'test-artifacts');
@@ -28,16 +28,6 @@ function udpFree(port) {
   });
 }
 
-function freeTcpPort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe('the editor in Chromium (demo, sidebar, dialogs)', function () {
   this.timeout(120000);

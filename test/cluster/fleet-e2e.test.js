@@ -11,11 +11,9 @@ const assert = require('assert');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const net = require('net');
-const dgram = require('dgram');
 const { spawn, execFileSync } = require('child_process');
 const { Lwm2mClient } = require('../../dist/lwm2m/client');
-const { delay } = require('../helpers');
+const { delay, freeTcpPort, freeUdpPort } = require('../helpers');
 const { hasRedis, startRedis } = require('./redis-server');
 
 const ROOT = path.join(__dirname, '..', '..');
@@ -31,15 +29,6 @@ function hasNginx() {
   }
 }
 
-function freePort(kind) {
-  return new Promise((resolve, reject) => {
-    const s = kind === 'udp' ? dgram.createSocket('udp4') : net.createServer();
-    s.once('error', reject);
-    const done = () => { const { port } = s.address(); s.close(() => resolve(port)); };
-    if (kind === 'udp') s.bind(0, '127.0.0.1', done);
-    else s.listen(0, '127.0.0.1', done);
-  });
-}
 
 /** A device's own loopback address: 127.1.x.y (Linux answers on all of 127.0.0.0/8). */
 function addressOf(i) {
@@ -73,8 +62,8 @@ class Instance {
 
   async start() {
     if (!this.uiPort) {
-      this.uiPort = await freePort('tcp');
-      this.port = await freePort('udp');
+      this.uiPort = await freeTcpPort();
+      this.port = await freeUdpPort();
       fs.mkdirSync(path.join(this.dir, 'node_modules'), { recursive: true });
       fs.symlinkSync(ROOT, path.join(this.dir, 'node_modules', 'node-red-contrib-lwm2m-kit'), 'dir');
       fs.writeFileSync(path.join(this.dir, 'settings.js'), `module.exports = { uiPort: ${this.uiPort}, uiHost: '127.0.0.1', flowFile: 'flows.json', credentialSecret: false,
@@ -152,7 +141,7 @@ describe('a fleet: two Node-RED instances, Redis, and an nginx UDP load balancer
     instances.a = new Instance('node-a', dir, redis.url);
     instances.b = new Instance('node-b', dir, redis.url);
     await Promise.all([instances.a.start(), instances.b.start()]);
-    lbPort = await freePort('udp');
+    lbPort = await freeUdpPort();
     // one worker, no daemon, everything in the test's directory
     fs.writeFileSync(path.join(dir, 'nginx.conf'), `load_module ${STREAM_MODULE};
 worker_processes 1;

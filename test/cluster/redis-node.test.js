@@ -3,21 +3,14 @@
 // there yet is on the status and tried again; one that goes away and comes back likewise; the
 // Redis password is a credential and never appears in the status or the log.
 const assert = require('assert');
-const net = require('net');
 const helper = require('node-red-node-test-helper');
 const { Lwm2mClient } = require('../../dist/lwm2m/client');
-const { freeUdpPort, delay } = require('../helpers');
+const { freeUdpPort, freeTcpPort, delay } = require('../helpers');
 const { hasRedis, startRedis } = require('./redis-server');
 
 const NODES = ['lwm2m-server', 'lwm2m-register'].map((n) => require(`../../nodes/${n}.js`));
 helper.init(require.resolve('node-red'));
 
-function freeTcpPort() {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
 
 describe('lwm2m-server node on Redis (Node-RED runtime)', function () {
   this.timeout(30000);

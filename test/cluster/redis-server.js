@@ -2,7 +2,7 @@
 // A real redis-server (Debian's redis-server; .ci/run installs it) on a loopback port of its own,
 // with no persistence, for the cluster tests; null when the binary is absent (the tests skip).
 const { spawn, execFileSync } = require('child_process');
-const net = require('net');
+const { freeTcpPort } = require('../helpers');
 
 function hasRedis() {
   try {
@@ -13,16 +13,9 @@ function hasRedis() {
   }
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
 
 async function startRedis(port, { password } = {}) {
-  port ??= await freePort();
+  port ??= await freeTcpPort();
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no', ...(password ? ['--requirepass', password] : [])];
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const log = [];

@@ -7,24 +7,13 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { spawn } = require('child_process');
-const net = require('net');
 const bcrypt = require('bcryptjs');
 const WebSocket = require('ws');
 const { Lwm2mClient } = require('../../dist/lwm2m/client');
-const { freeUdpPort, delay } = require('../helpers');
+const { freeUdpPort, freeTcpPort, delay } = require('../helpers');
 
 const ROOT = path.join(__dirname, '..', '..');
 
-function freeTcpPort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe('device browser routes and live updates (Node-RED with adminAuth)', function () {
   this.timeout(60000);

@@ -81,7 +81,12 @@ function checkLinkPayloadFormat(contentFormat: number | undefined): void {
 
 
 export class RegistrationHandler {
-  constructor(private readonly ctx: RegistrationContext) {}
+  /** The last argument of the events, in a fleet only (listeners of one server see what they always saw). */
+  private readonly origin: EventOrigin[];
+
+  constructor(private readonly ctx: RegistrationContext) {
+    this.origin = ctx.origin ? [ctx.origin] : [];
+  }
 
   /** /rd requests. */
   registrationInterface(exchange: Exchange): void {
@@ -231,7 +236,7 @@ export class RegistrationHandler {
     }
     ctx.queue.heard(registration);
     exchange.respond({ code: '2.01', locationPath: ['rd', registration.id] });
-    ctx.emit('register', registration, previous, ctx.origin);
+    ctx.emit('register', registration, previous, ...this.origin);
   }
 
   private update(exchange: Exchange, id: string): void {
@@ -284,7 +289,7 @@ export class RegistrationHandler {
       ctx.store.touched(registration, previous.address, previous.port);
       exchange.respond({ code: '2.04' });
       ctx.queue.heard(registration);
-      ctx.emit('update', registration, previous, ctx.origin);
+      ctx.emit('update', registration, previous, ...this.origin);
     });
   }
 
@@ -303,7 +308,7 @@ export class RegistrationHandler {
       ctx.store.remove(registration);
       ctx.forget(registration);
       exchange.respond({ code: '2.02' });
-      if (fleetWide) ctx.emit('deregister', registration, ctx.origin);
+      if (fleetWide) ctx.emit('deregister', registration, ...this.origin);
     });
   }
 
