@@ -87,6 +87,18 @@
     RED.lwm2m.prepareDialog = function (node, ops) {
         var role = $('#node-input-role');
         role.val(RED.lwm2m.roleOf(node));
+        // a new node: the only server (or, in the device role, the only modem) is chosen already, as the core MQTT nodes do
+        if (!node.server && !node.modem) {
+            var only = function (type) {
+                var found = [];
+                RED.nodes.eachConfig(function (n) { if (n.type === type) found.push(n.id); });
+                return found.length === 1 ? found[0] : null;
+            };
+            var server = only('lwm2m-server');
+            var modem = only('lwm2m-bc66');
+            if (server) $('#node-input-server').val(server);
+            if (modem) $('#node-input-modem').val(modem);
+        }
         var show = function () {
             var device = role.val() === 'device';
             $('.lwm2m-role-server').toggle(!device);

@@ -193,10 +193,37 @@ describe('the editor in Chromium (demo, sidebar, dialogs)', function () {
     await page.fill('#node-input-endpoint', '');
     await page.type('#node-input-endpoint', 'demo-sensor');
     await page.waitForSelector('.red-ui-autoComplete-container');
-    const offered = await page.$$eval('.red-ui-autoComplete-container li', (items) => [...new Set(items.map((i) => i.textContent.trim()))]);
-    assert.deepStrictEqual(offered.sort(), ['urn:dev:demo-sensor-1', 'urn:dev:demo-sensor-2', 'urn:dev:demo-sensor-3']);
+    // (each key asks the runtime; the list settles on the answer for the whole text)
+    const expected = ['urn:dev:demo-sensor-1', 'urn:dev:demo-sensor-2', 'urn:dev:demo-sensor-3'];
+    const offered = () => page.$$eval('.red-ui-autoComplete-container li', (items) => [...new Set(items.map((i) => i.textContent.trim()))].sort());
+    await waitFor(async () => JSON.stringify(await offered()) === JSON.stringify(expected), 5000, 'the registered demo-sensor endpoints offered').catch(() => {});
+    assert.deepStrictEqual(await offered(), expected);
     await page.screenshot({ path: path.join(ARTIFACTS, 'read-dialog-endpoints.png') });
     await page.keyboard.press('Escape');
+    await page.click('#node-dialog-cancel');
+  });
+
+  it('chooses the only server for a new node, and shows only the role\'s fields', async () => {
+    // the flows were deployed from outside the editor (the Full deploy above): load them afresh
+    await page.reload();
+    await page.waitForSelector('#red-ui-palette-container', { timeout: 60000 });
+    await page.waitForFunction(() => RED.workspaces.active() && RED.nodes.workspace(RED.workspaces.active()));
+    const serverId = await page.evaluate(() => {
+      const z = RED.workspaces.active();
+      RED.view.importNodes([{ id: 'browser-new-read', type: 'lwm2m-read', z, x: 300, y: 800, wires: [[]] }]);
+      let server;
+      RED.nodes.eachConfig((n) => { if (n.type === 'lwm2m-server') server = n.id; });
+      RED.editor.edit(RED.nodes.node('browser-new-read'));
+      return server;
+    });
+    await page.waitForSelector('#node-input-role');
+    await page.waitForTimeout(300);
+    assert.strictEqual(await page.inputValue('#node-input-server'), serverId);
+    assert.strictEqual(await page.inputValue('#node-input-role'), 'server');
+    await page.selectOption('#node-input-role', 'device');
+    assert.ok(!(await page.isVisible('#node-input-endpoint')), 'the server role\'s fields hide');
+    assert.ok(await page.isVisible('#node-input-answer'), 'the device role\'s show');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'new-read-node-device-role.png') });
     await page.click('#node-dialog-cancel');
   });
 
