@@ -211,6 +211,28 @@ describe('fleet of server instances on Redis', function () {
     assert.strictEqual(b.security.byIdentity('psk-dev-id'), undefined);
   });
 
+  it('ignores garbage published on the fleet\'s channels by a stranger, and keeps working', async () => {
+    const [a, b] = await fleet();
+    const prefix = a.cluster.shared.prefix;
+    const Redis = require('ioredis');
+    const stranger = new Redis(redis.url);
+    const garbage = ['', 'null', '42', '[]', '{', '{"type":"register"}', '{"type":"register","origin":"x","registration":{"endpoint":1}}',
+      '{"type":"update","origin":"x","registration":{"endpoint":"e","id":"i","registeredAt":{"$date":"no"}}}',
+      '{"id":"1","from":"x","method":"constructor","args":[]}', '{"id":"1","from":"x","method":"read","args":"no"}',
+      '{"id":1,"result":{}}', '{"observationId":"x","notification":null}', '{"type":"put","origin":"x","record":{"observationId":5}}',
+      '{"type":"put","origin":"x","entry":{"identity":"id-without-key"}}', 'x'.repeat(100000)];
+    for (const channel of ['events', 'observations', 'security', 'call:inst-0', 'answer:inst-0', 'notify:inst-0']) {
+      for (const g of garbage) await stranger.publish(`${prefix}${channel}`, g);
+    }
+    await stranger.quit();
+    await delay(200);
+    const client = await device(b, 'fleet-after-garbage');
+    for (let i = 0; i < 50 && !a.getRegistration('fleet-after-garbage'); i++) await delay(20);
+    assert.strictEqual((await a.read('fleet-after-garbage', '/3303/0/5700')).value, 21.5);
+    assert.strictEqual(a.getRegistration('e'), undefined);
+    assert.ok(client);
+  });
+
   it('fails clearly while Redis is away, nothing crashes, and works again when it is back', async () => {
     const [a, b] = await fleet();
     await device(a, 'fleet-4');

@@ -70,8 +70,9 @@ export class ClusterLink {
     shared.onRegistrationEvent((e) => this.apply(e));
     shared.onSecurityEvent((e) => {
       if (e.origin === shared.instanceId) return;
-      if (e.type === 'put' && e.entry) ctx.security.set(e.entry);
-      if (e.type === 'remove' && e.identity) ctx.security.delete({ identity: e.identity });
+      const entry = e.entry;
+      if (e.type === 'put' && entry && typeof entry.endpoint === 'string' && typeof entry.identity === 'string' && (entry.key === undefined || Buffer.isBuffer(entry.key))) ctx.security.set(entry);
+      if (e.type === 'remove' && typeof e.identity === 'string') ctx.security.delete({ identity: e.identity });
     });
     shared.onObservationEvent((e) => {
       if (e.origin === shared.instanceId) return;

@@ -86,7 +86,7 @@ type Scripted = Redis & {
 
 export class RedisStore extends EventEmitter implements SharedStore {
   readonly instanceId: string;
-  private readonly prefix: string;
+  readonly prefix: string;
   private readonly commands: Scripted;
   private readonly subscriber: Redis;
   private readonly livenessMs: number;
@@ -345,7 +345,14 @@ export class RedisStore extends EventEmitter implements SharedStore {
 
   /** A pub/sub message: whatever another instance (or a stranger on this Redis) sent, never thrown. */
   private received(channel: string, message: string): void {
-    const name = channel.slice(this.prefix.length);
+    try {
+      this.dispatch(channel.slice(this.prefix.length), message);
+    } catch (err) {
+      this.emit('error', new SharedStoreError(`a message on ${channel} was refused: ${(err as Error).message}`));
+    }
+  }
+
+  private dispatch(name: string, message: string): void {
     if (name === 'events') {
       this.receivedEvent(message);
       return;
@@ -353,14 +360,15 @@ export class RedisStore extends EventEmitter implements SharedStore {
     let data: Record<string, unknown>;
     try {
       data = fromWire<Record<string, unknown>>(message);
-      if (!data || typeof data !== 'object') return;
     } catch {
       return;
     }
+    if (!data || typeof data !== 'object') return;
     if (name === 'security') this.emit('securityEvent', data);
     else if (name === 'observations') this.emit('observationEvent', data);
     else if (name.startsWith('call:')) this.emit('call', data);
     else if (name.startsWith('answer:')) this.emit('answer', data);
     else if (name.startsWith('notify:')) this.emit('notification', data);
   }
+
 }
