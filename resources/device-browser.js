@@ -174,53 +174,69 @@
         instances.forEach(function (i) {
             var inst = $('<div class="lwm2m-browser-instance">').appendTo(box);
             $('<div class="lwm2m-browser-instance-head">').text('/' + o.id + '/' + i).appendTo(inst);
-            var resources = def ? def.resources : [];
-            if (!def) $('<div>').text(t('noModel')).appendTo(inst);
-            resources.forEach(function (r) {
-                var path = '/' + o.id + '/' + i + '/' + r.id;
-                var row = $('<div class="lwm2m-browser-resource">').attr('data-path', path).appendTo(inst);
-                $('<span class="lwm2m-browser-rname">').text(r.id + ' ' + r.name).attr('title', (r.type || '') + (r.units ? ' · ' + r.units : '') + ' · ' + (r.operations || '-')).appendTo(row);
-                var value = $('<span class="lwm2m-browser-value">').appendTo(row);
-                var chart = $('<svg class="lwm2m-browser-chart" width="80" height="18"><polyline fill="none" stroke="currentColor" stroke-width="1"/></svg>').hide().appendTo(row);
-                var ops = $('<span class="lwm2m-browser-buttons">').appendTo(row);
-                // observed by a flow already: the browser joins that observation when asked
-                if (observed && observed.indexOf(path) >= 0) $('<i class="fa fa-rss lwm2m-flow-observed">').attr('title', t('flowObserved')).prependTo(ops);
-                var show = function (v, units) { value.text(text(v) + (units && v !== '' && v !== undefined ? ' ' + units : '')).removeClass('lwm2m-error'); };
-                var error = function (xhr) { value.text(failure(xhr)).addClass('lwm2m-error'); };
-                var ep = encodeURIComponent(state.device);
-                var base = 'servers/' + encodeURIComponent(state.server) + '/devices/' + ep + '/';
-                if ((r.operations || '').indexOf('R') >= 0) {
-                    button(ops, 'read', 'fa-download', function () {
-                        api('POST', base + 'read', { path: path }).then(function (res) { show(res.value, r.units); }, error);
+            if (def) {
+                def.resources.forEach(function (r) { renderResource(inst, '/' + o.id + '/' + i + '/' + r.id, r, observed); });
+                return;
+            }
+            // not in the object model: the instance read shows which resources there are (read and observe them)
+            var note = $('<div>').text(t('noModel') + ' ').appendTo(inst);
+            $('<a href="#">').text(t('readInstance')).appendTo(note).on('click', function (e) {
+                e.preventDefault();
+                api('POST', 'servers/' + encodeURIComponent(state.server) + '/devices/' + encodeURIComponent(state.device) + '/read', { path: '/' + o.id + '/' + i }).then(function (res) {
+                    note.remove();
+                    Object.keys(res.value || {}).forEach(function (rid) {
+                        var row = renderResource(inst, '/' + o.id + '/' + i + '/' + rid, { id: rid, name: '', operations: 'R' }, observed);
+                        row.find('.lwm2m-browser-value').text(text(res.value[rid]));
                     });
-                    var obs = button(ops, 'observe', 'fa-eye', function () {
-                        if (state.watches[path]) {
-                            api('POST', base + 'cancel', { path: path }).then(function () { delete state.watches[path]; obs.removeClass('lwm2m-active').attr('title', t('op.observe')); row.removeClass('lwm2m-watched'); chart.hide(); }, error);
-                        } else {
-                            api('POST', base + 'observe', { path: path }).then(function (res) {
-                                state.watches[path] = { points: [], show: show, units: r.units, chart: chart };
-                                obs.addClass('lwm2m-active').attr('title', t('op.cancel'));
-                                row.addClass('lwm2m-watched');
-                                show(res.value, r.units);
-                                plot(path, res.value);
-                            }, error);
-                        }
-                    });
-                }
-                if ((r.operations || '').indexOf('W') >= 0) {
-                    button(ops, 'write', 'fa-pencil', function () { writeDialog(path, r, function (v) {
-                        api('POST', base + 'write', { path: path, value: v }).then(function (res) { show(res.code + ' ✓'); }, error);
-                    }); });
-                }
-                if ((r.operations || '').indexOf('E') >= 0) {
-                    button(ops, 'execute', 'fa-play', function () {
-                        var args = window.prompt(t('executeArgs', { path: path }), '');
-                        if (args === null) return;
-                        api('POST', base + 'execute', { path: path, args: args }).then(function (res) { show(res.code + ' ✓'); }, error);
-                    });
-                }
+                }, function (xhr) { note.text(failure(xhr)); });
             });
         });
+    }
+
+    /** One resource's row: its name from the model, its value, and what the model lets one do to it. */
+    function renderResource(inst, path, r, observed) {
+        var row = $('<div class="lwm2m-browser-resource">').attr('data-path', path).appendTo(inst);
+        $('<span class="lwm2m-browser-rname">').text((r.id + ' ' + r.name).trim()).attr('title', (r.type || '') + (r.units ? ' · ' + r.units : '') + ' · ' + (r.operations || '-')).appendTo(row);
+        var value = $('<span class="lwm2m-browser-value">').appendTo(row);
+        var chart = $('<svg class="lwm2m-browser-chart" width="80" height="18"><polyline fill="none" stroke="currentColor" stroke-width="1"/></svg>').hide().appendTo(row);
+        var ops = $('<span class="lwm2m-browser-buttons">').appendTo(row);
+        // observed by a flow already: the browser joins that observation when asked
+        if (observed && observed.indexOf(path) >= 0) $('<i class="fa fa-rss lwm2m-flow-observed">').attr('title', t('flowObserved')).prependTo(ops);
+        var show = function (v, units) { value.text(text(v) + (units && v !== '' && v !== undefined ? ' ' + units : '')).removeClass('lwm2m-error'); };
+        var error = function (xhr) { value.text(failure(xhr)).addClass('lwm2m-error'); };
+        var ep = encodeURIComponent(state.device);
+        var base = 'servers/' + encodeURIComponent(state.server) + '/devices/' + ep + '/';
+        if ((r.operations || '').indexOf('R') >= 0) {
+            button(ops, 'read', 'fa-download', function () {
+                api('POST', base + 'read', { path: path }).then(function (res) { show(res.value, r.units); }, error);
+            });
+            var obs = button(ops, 'observe', 'fa-eye', function () {
+                if (state.watches[path]) {
+                    api('POST', base + 'cancel', { path: path }).then(function () { delete state.watches[path]; obs.removeClass('lwm2m-active').attr('title', t('op.observe')); row.removeClass('lwm2m-watched'); chart.hide(); }, error);
+                } else {
+                    api('POST', base + 'observe', { path: path }).then(function (res) {
+                        state.watches[path] = { points: [], show: show, units: r.units, chart: chart };
+                        obs.addClass('lwm2m-active').attr('title', t('op.cancel'));
+                        row.addClass('lwm2m-watched');
+                        show(res.value, r.units);
+                        plot(path, res.value);
+                    }, error);
+                }
+            });
+        }
+        if ((r.operations || '').indexOf('W') >= 0) {
+            button(ops, 'write', 'fa-pencil', function () { writeDialog(path, r, function (v) {
+                api('POST', base + 'write', { path: path, value: v }).then(function (res) { show(res.code + ' ✓'); }, error);
+            }); });
+        }
+        if ((r.operations || '').indexOf('E') >= 0) {
+            button(ops, 'execute', 'fa-play', function () {
+                var args = window.prompt(t('executeArgs', { path: path }), '');
+                if (args === null) return;
+                api('POST', base + 'execute', { path: path, args: args }).then(function (res) { show(res.code + ' ✓'); }, error);
+            });
+        }
+        return row;
     }
 
     function button(container, op, icon, click) {

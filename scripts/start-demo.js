@@ -164,6 +164,8 @@ async function startDevices() {
     });
     client.setInstance(3303, 0, { 5700: 20 + i, 5701: 'Cel', 5601: 20 + i, 5602: 20 + i });
     client.setInstance(3304, 0, { 5700: 40 + i, 5701: '%RH' });
+    // a vendor object the object model does not know (the device browser reads it by instance)
+    if (i === 1) client.setInstance(32769, 0, { 0: 'demo firmware flags', 1: 7 });
     client.on('warning', (err) => console.log(`[demo-sensor-${i}] ${err.message}`));
     clients.push(client);
   }

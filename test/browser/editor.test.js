@@ -147,6 +147,14 @@ describe('the editor in Chromium (demo, sidebar, dialogs)', function () {
     assert.strictEqual(value, 'node-red-contrib-lwm2m-kit');
   });
 
+  it('reads an object the model does not know, by instance', async () => {
+    await page.click('.lwm2m-browser-object[data-object="32769"] > summary');
+    await page.click('.lwm2m-browser-object[data-object="32769"] .lwm2m-browser-instance a');
+    await page.waitForSelector(`${resource('/32769/0/1')} .lwm2m-browser-value`);
+    assert.strictEqual((await page.textContent(`${resource('/32769/0/0')} .lwm2m-browser-value`)).trim(), 'demo firmware flags');
+    assert.strictEqual((await page.textContent(`${resource('/32769/0/1')} .lwm2m-browser-value`)).trim(), '7');
+  });
+
   it('observes a temperature and shows changing values with a chart', async () => {
     await page.click('.lwm2m-browser-object[data-object="3303"] > summary');
     await page.click(`${resource('/3303/0/5700')} .lwm2m-op-observe`);
