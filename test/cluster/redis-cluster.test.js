@@ -134,12 +134,13 @@ describe('fleet of server instances on Redis', function () {
     try {
       const client = new Lwm2mClient({ endpoint: 'fleet-obs', server: { host: '127.0.0.1', port: lb.port }, lifetime: 300, localAddress: '127.0.0.1', autoUpdate: false });
       client.on('warning', () => {});
-      client.setInstance(3303, 0, { 5700: 1, 5701: 'Cel' });
+      client.setInstance(3303, 0, { 5700: 1, 5701: 'Cel', 5750: 'lab' });
       clients.push(client);
       await client.start();
       const obs = await a.observe('fleet-obs', '/3303/0/5700', { tag: 'flow-node-7' });
-      for (let i = 0; i < 50 && !b.cluster.observationOf(obs.observationId); i++) await delay(20);
-      assert.ok(b.cluster.observationOf(obs.observationId), 'b knows the observation');
+      const big = await a.observe('fleet-obs', '/3303/0/5750', { tag: 'flow-node-8' });
+      for (let i = 0; i < 50 && !(b.cluster.observationOf(obs.observationId) && b.cluster.observationOf(big.observationId)); i++) await delay(20);
+      assert.ok(b.cluster.observationOf(obs.observationId), 'b knows the observations');
       // the balancer sends the device to b now (a is still up: nothing else tells b)
       lb.switchTo(b.address().port);
       const notes = [];
@@ -153,6 +154,14 @@ describe('fleet of server instances on Redis', function () {
       assert.strictEqual(a.getRegistration('fleet-obs').owner, 'inst-1', 'and a knows');
       // a read from a now goes through b, to the device's new path
       assert.strictEqual((await a.read('fleet-obs', '/3303/0/5700')).value, 2);
+      // a large notification of another observation a started: taken over, its other blocks fetched from b
+      const large = 'x'.repeat(3000);
+      client.setValue('/3303/0/5750', large);
+      for (let i = 0; i < 100 && !notes.some((n) => n.path === '/3303/0/5750'); i++) await delay(20);
+      const whole = notes.find((n) => n.path === '/3303/0/5750');
+      assert.ok(whole, 'the large notification reached b');
+      assert.strictEqual(whole.value, large);
+      assert.strictEqual(whole.tag, 'flow-node-8');
       // an unknown token is still refused (RST)
       assert.strictEqual(b.cluster.observationOf('00'.repeat(8)), undefined);
     } finally {

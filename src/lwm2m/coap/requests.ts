@@ -141,14 +141,21 @@ export class Requester {
    */
   adopter: ((peer: Peer, peerKey: string, m: CoapMessage) => boolean) | null = null;
 
-  /** Registers an observation started elsewhere, from one of its notifications (`m`), which becomes its first answer. */
-  adopt(peer: Peer, peerKey: string, m: CoapMessage): ClientObservation {
+  /**
+   * Registers an observation started elsewhere, from one of its notifications (`m`), which becomes
+   * its first answer; `request`, the one that started it, fetches the rest of large notifications.
+   */
+  adopt(peer: Peer, peerKey: string, m: CoapMessage, request?: CoapRequestSpec): ClientObservation {
     const tokenKey = m.token.toString('hex');
     const observation = new ClientObservation(Buffer.from(m.token), peerKey, peer.identity, (o) => {
       if (this.observations.get(tokenKey) === o) this.observations.delete(tokenKey);
     });
     this.observations.get(tokenKey)?.end();
     this.observations.set(tokenKey, observation);
+    const method = request && METHOD_CODES[request.method];
+    if (request && method) {
+      this.followUps.set(observation, { code: method, options: requestOptions(request).filter((o) => o.number !== OptionNumber.Observe), payload: request.payload ?? EMPTY });
+    }
     observation.start(responseOf(m, peer));
     return observation;
   }

@@ -74,13 +74,14 @@ export class CoapTransport extends EventEmitter {
     this.handler = handler;
   }
 
-  private adopter: ((peer: Peer, notification: { token: Buffer }, adopt: () => Observation) => boolean) | null = null;
+  private adopter: ((peer: Peer, notification: { token: Buffer }, adopt: (request?: CoapRequestSpec) => Observation) => boolean) | null = null;
 
   /**
    * For notifications of observations this transport did not start (another server instance did):
-   * `adopter` calls `adopt()` to take one over and returns true, or returns false (RST).
+   * `adopter` calls `adopt(request)` (the request that started it) to take one over and returns
+   * true, or returns false (RST).
    */
-  setObservationAdopter(adopter: ((peer: Peer, notification: { token: Buffer }, adopt: () => Observation) => boolean) | null): void {
+  setObservationAdopter(adopter: ((peer: Peer, notification: { token: Buffer }, adopt: (request?: CoapRequestSpec) => Observation) => boolean) | null): void {
     this.adopter = adopter;
   }
 
@@ -114,7 +115,7 @@ export class CoapTransport extends EventEmitter {
       separateResponseAfterMs: o.separateResponseAfterMs ?? 1000,
     }, () => this.handler, (err) => this.emit('warning', err), (reason, peer) => this.emit('dropped', reason, peer));
     const requester = this.layer.requester;
-    requester.adopter = (peer, key, m) => this.adopter !== null && this.adopter(peer, m, () => requester.adopt(peer, key, m));
+    requester.adopter = (peer, key, m) => this.adopter !== null && this.adopter(peer, m, (request) => requester.adopt(peer, key, m, request));
   }
 
   /** Closes the channel and ends every request, exchange and observation. Idempotent. */

@@ -301,7 +301,7 @@ export class Lwm2mServer extends DeviceManagement {
    * asked for it; the registration moves here. Never across identities; over NoSec from another
    * address only when address changes are allowed.
    */
-  private adoptObservation(peer: Peer & { identity?: string }, token: Buffer, adopt: () => Observation): boolean {
+  private adoptObservation(peer: Peer & { identity?: string }, token: Buffer, adopt: (request?: CoapRequestSpec) => Observation): boolean {
     const record = this.cluster?.observationOf(token.toString('hex'));
     const registration = record && this.store.byEndpointName(record.endpoint);
     if (!record || !registration || peer.identity !== registration.identity) return false;
@@ -312,7 +312,7 @@ export class Lwm2mServer extends DeviceManagement {
     } catch {
       return false;
     }
-    this.observations.track(record.endpoint, record.path, adopt(), record.basePath, record.request, record.tag);
+    this.observations.track(record.endpoint, record.path, adopt(record.request), record.basePath, record.request, record.tag);
     if (moved || registration.owner !== this.cluster!.instanceId) this.cluster!.moveHere(registration, peer.address, peer.port);
     return true;
   }
