@@ -157,7 +157,7 @@
             var head = $('<div class="lwm2m-browser-device-head">').appendTo(deviceView);
             $('<button class="red-ui-button red-ui-button-small"><i class="fa fa-arrow-left"></i></button>').on('click', function () { showList(); loadDevices(); }).appendTo(head);
             $('<b>').text(' ' + d.endpoint).appendTo(head);
-            $('<div class="lwm2m-browser-device-info">').text(d.address + ':' + d.port + ' · LwM2M ' + d.lwm2mVersion + ' · ' + d.binding + (d.queueMode ? 'Q' : '') + ' · ' + t('col.lifetime') + ' ' + d.lifetime + ' s · ' + t('col.lastSeen') + ' ' + ago(d.lastSeen)).appendTo(deviceView);
+            $('<div class="lwm2m-browser-device-info">').text(d.address + ':' + d.port + ' · LwM2M ' + d.lwm2mVersion + ' · ' + d.binding + (d.queueMode ? 'Q' : '') + ' · ' + t('col.lifetime') + ' ' + d.lifetime + ' s · ' + t('col.lastSeen') + ' ' + ago(d.lastSeen) + (d.instance ? ' · ' + t('instance', { name: d.instance }) : '')).appendTo(deviceView);
             var tree = $('<div class="lwm2m-browser-tree">').appendTo(deviceView);
             d.objects.forEach(function (o) {
                 var box = $('<details class="lwm2m-browser-object">').attr('data-object', o.id).appendTo(tree);
