@@ -185,8 +185,12 @@ describe('the editor in Chromium (demo, sidebar, dialogs)', function () {
     await page.waitForTimeout(1000);
     const after = await page.evaluate(() => $.getJSON('lwm2m/servers').then((s) => s[0].devices));
     assert.strictEqual(after, before, 'no registration lost');
-    await page.click('.lwm2m-browser-device-head button');
-    await waitFor(async () => (await listedEndpoints()).length === before, 5000, 'the sidebar lists them all again');
+    // the flows were deployed from outside this editor: it loads them afresh, as a user would
+    await page.reload();
+    await page.waitForSelector('#red-ui-palette-container', { timeout: 60000 });
+    await page.waitForFunction(() => RED.workspaces.active() && RED.nodes.workspace(RED.workspaces.active()));
+    await openSidebar();
+    await waitFor(async () => (await listedEndpoints()).length === before, 10000, 'the sidebar lists them all again');
   });
 
   it('offers the registered endpoints in the read dialog', async () => {
@@ -198,9 +202,10 @@ describe('the editor in Chromium (demo, sidebar, dialogs)', function () {
     await page.waitForSelector('#node-input-endpoint');
     assert.strictEqual(await page.inputValue('#node-input-role'), 'server');
     assert.ok(!(await page.isVisible('#node-input-modem')), 'the BC66 selector is hidden for the server role');
+    await page.click('#node-input-endpoint');
     await page.fill('#node-input-endpoint', '');
-    await page.type('#node-input-endpoint', 'demo-sensor');
-    await page.waitForSelector('.red-ui-autoComplete-container');
+    await page.type('#node-input-endpoint', 'demo-sensor', { delay: 20 });
+    await page.waitForSelector('.red-ui-autoComplete-container', { timeout: 10000 });
     // (each key asks the runtime; the list settles on the answer for the whole text)
     const expected = ['urn:dev:demo-sensor-1', 'urn:dev:demo-sensor-2', 'urn:dev:demo-sensor-3'];
     const offered = () => page.$$eval('.red-ui-autoComplete-container li', (items) => [...new Set(items.map((i) => i.textContent.trim()))].sort());
@@ -209,13 +214,11 @@ describe('the editor in Chromium (demo, sidebar, dialogs)', function () {
     await page.screenshot({ path: path.join(ARTIFACTS, 'read-dialog-endpoints.png') });
     await page.keyboard.press('Escape');
     await page.click('#node-dialog-cancel');
+    // the tray has closed before the next dialog opens
+    await page.waitForFunction(() => RED.editor.getEditStack().length === 0 && $('.red-ui-tray').length === 0);
   });
 
   it('chooses the only server for a new node, and shows only the role\'s fields', async () => {
-    // the flows were deployed from outside the editor (the Full deploy above): load them afresh
-    await page.reload();
-    await page.waitForSelector('#red-ui-palette-container', { timeout: 60000 });
-    await page.waitForFunction(() => RED.workspaces.active() && RED.nodes.workspace(RED.workspaces.active()));
     const serverId = await page.evaluate(() => {
       const z = RED.workspaces.active();
       RED.view.importNodes([{ id: 'browser-new-read', type: 'lwm2m-read', z, x: 300, y: 800, wires: [[]] }]);
@@ -233,6 +236,7 @@ describe('the editor in Chromium (demo, sidebar, dialogs)', function () {
     assert.ok(await page.isVisible('#node-input-answer'), 'the device role\'s show');
     await page.screenshot({ path: path.join(ARTIFACTS, 'new-read-node-device-role.png') });
     await page.click('#node-dialog-cancel');
+    await page.waitForFunction(() => RED.editor.getEditStack().length === 0 && $('.red-ui-tray').length === 0);
   });
 
   it('gets the BC66 modem\'s temperature to the server within 30 s of the start', async () => {
