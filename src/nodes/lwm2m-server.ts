@@ -1,7 +1,8 @@
 /**
  * `lwm2m-server` config node: one LwM2M server (and optional bootstrap server) shared by every flow
  * node that selects it, like the core mqtt-broker node: the socket opens with the first user and
- * closes with the last, so a redeploy releases the port before the new flow binds it.
+ * closes a moment after the last. A deploy hands the running server to the node that replaces
+ * this one (shared/server-keeper.ts); the editor's device browser lists it (admin/).
  */
 import type { EventEmitter } from 'events';
 import type { NodeAPI } from 'node-red';
