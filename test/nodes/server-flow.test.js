@@ -21,8 +21,8 @@ function flow(port, extra = {}) {
   return withTab([
     { id: 'srv', type: 'lwm2m-server', address: '127.0.0.1', port, timeout: extra.timeout || 2, format: 'auto', queueAwake: 93 },
     { id: 'reg', type: 'lwm2m-register', server: 'srv', wires: [['regOut']] },
-    { id: 'read', type: 'lwm2m-read', server: 'srv', endpoint: 'dev-1', path: '/3/0/0', format: 'auto', wires: [['readOut']] },
-    { id: 'write', type: 'lwm2m-write', server: 'srv', endpoint: 'dev-1', path: '', mode: '', format: 'auto', wires: [['writeOut']] },
+    { id: 'read', type: 'lwm2m-read', server: 'srv', endpoint: 'dev-1', path: '/3/0/0', format: 'auto', named: !!extra.named, wires: [['readOut']] },
+    { id: 'write', type: 'lwm2m-write', server: 'srv', endpoint: 'dev-1', path: '', mode: '', format: 'auto', ...(extra.writeValue ? { value: extra.writeValue[0], valueType: extra.writeValue[1] } : {}), wires: [['writeOut']] },
     { id: 'exec', type: 'lwm2m-execute', server: 'srv', endpoint: 'dev-1', path: '/3/0/4', wires: [['execOut']] },
     { id: 'obs', type: 'lwm2m-observe', server: 'srv', endpoint: '', path: '', format: 'auto', autoObserve: !!extra.autoPaths, autoPaths: extra.autoPaths || '', wires: [['obsOut']] },
     { id: 'catcher', type: 'catch', scope: null, uncaught: false, wires: [['catchOut']] },
@@ -208,6 +208,25 @@ describe('server-role nodes in a Node-RED runtime', function () {
 
     helper.getNode('read').receive({});
     assert.strictEqual((await out.readOut.next()).payload, 'node-red-contrib-lwm2m-kit');
+  });
+
+  it('names values by the object model (msg.named) and writes the node\'s typed Value', async () => {
+    const out = await setup({ named: true, writeValue: ['+02:00', 'str'] });
+    const client = device(port);
+    clients.push(client);
+    await client.start();
+    await out.regOut.next((m) => m.topic === 'register');
+    helper.getNode('read').receive({ path: '/3303/0' });
+    const read = await out.readOut.next(() => true);
+    assert.deepStrictEqual(read.payload, { 5700: 21.5, 5701: 'Cel' });
+    assert.deepStrictEqual(read.named, { 'Sensor Value': 21.5, 'Sensor Units': 'Cel' });
+    helper.getNode('read').receive({ path: ['/3303/0/5700', '/3/0/0'] });
+    const composite = await out.readOut.next(() => true);
+    assert.deepStrictEqual(composite.named, { '/3303/0/5700': { 'Sensor Value': 21.5 }, '/3/0/0': { Manufacturer: 'node-red-contrib-lwm2m-kit' } });
+    // the node's Value, not msg.payload
+    helper.getNode('write').receive({ path: '/3/0/14', payload: 'not this' });
+    assert.strictEqual((await out.writeOut.next(() => true)).code, '2.04');
+    assert.strictEqual(client.getValue('/3/0/14'), '+02:00');
   });
 
   it('reports update, deregister and lifetime expiry', async () => {
