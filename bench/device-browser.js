@@ -5,24 +5,12 @@
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const net = require('net');
-const dgram = require('dgram');
 const { spawn } = require('child_process');
 const { table, fmt } = require('./lib/table');
+const { freeTcpPort, freeUdpPort } = require('../test/helpers');
 
 const ROOT = path.join(__dirname, '..');
 
-function freePort(kind) {
-  return new Promise((resolve) => {
-    if (kind === 'udp') {
-      const s = dgram.createSocket('udp4');
-      s.bind(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-      return;
-    }
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
 
 function savedRegistrations(n) {
   const now = Date.now();
@@ -56,12 +44,12 @@ async function main(n = 100000, rounds = 40) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-bench-browser-'));
   fs.mkdirSync(path.join(dir, 'node_modules'));
   fs.symlinkSync(ROOT, path.join(dir, 'node_modules', 'node-red-contrib-lwm2m-kit'), 'dir');
-  const uiPort = await freePort('tcp');
+  const uiPort = await freeTcpPort();
   fs.writeFileSync(path.join(dir, 'settings.js'), `module.exports = { uiPort: ${uiPort}, uiHost: '127.0.0.1', flowFile: 'flows.json', credentialSecret: false,
     editorTheme: { projects: { enabled: false }, tours: false, palette: { catalogues: [] } }, telemetry: { enabled: false, updateNotification: false }, logging: { console: { level: 'warn' } } };`);
   fs.writeFileSync(path.join(dir, 'flows.json'), JSON.stringify([
     { id: 't1', type: 'tab', label: 'bench' },
-    { id: 'srv', type: 'lwm2m-server', address: '127.0.0.1', port: await freePort('udp'), securePort: '', persist: true, maxRegistrations: n + 1 },
+    { id: 'srv', type: 'lwm2m-server', address: '127.0.0.1', port: await freeUdpPort(), securePort: '', persist: true, maxRegistrations: n + 1 },
     { id: 'reg', z: 't1', type: 'lwm2m-register', server: 'srv', wires: [[]] },
   ]));
   fs.writeFileSync(path.join(dir, 'lwm2m-registrations-srv.json'), JSON.stringify(savedRegistrations(n)));

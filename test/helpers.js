@@ -107,4 +107,14 @@ function freeTcpPort() {
   });
 }
 
-module.exports = { freeUdpPort, freeTcpPort, nextEvent, collector, delay, makePki };
+/** Records the AT commands an emulated BC66 receives and the +CME ERROR codes it answers. */
+function recordModem(emulator) {
+  const record = { received: [], errors: [] };
+  const onCommand = emulator.onCommand.bind(emulator);
+  emulator.onCommand = (line) => { record.received.push(line.trim()); onCommand(line); };
+  const error = emulator.error.bind(emulator);
+  emulator.error = (code) => { record.errors.push(code); error(code); };
+  return record;
+}
+
+module.exports = { freeUdpPort, freeTcpPort, nextEvent, collector, delay, makePki, recordModem };

@@ -11,6 +11,7 @@ import type { NodeAPI } from 'node-red';
 import { SerialPort } from 'serialport';
 import { Bc66Driver, Bc66Lwm2m, Bc66ObjectInstance, Bc66Snapshot, Bc66State, parseObjectList } from '../bc66';
 import { Lwm2mBc66ConfigNode, Node, NodeDef, NodeStatus } from './shared/types';
+import { Handover } from './shared/handover';
 import { statusKey, t, useTranslator } from './shared/i18n';
 
 interface Bc66NodeDef extends NodeDef {
@@ -45,7 +46,7 @@ const STATUS: Record<Bc66State, NodeStatus> = {
 const RELEASE_GRACE_MS = 2000;
 
 /** What a node closed by a deploy hands to the node that replaces it (same id), per node id. */
-const handovers = new Map<string, { serialPort: string; snapshot: Bc66Snapshot }>();
+const handovers = new Handover<{ serialPort: string; snapshot: Bc66Snapshot }>();
 
 export = function register(RED: NodeAPI): void {
   useTranslator(RED);
@@ -73,8 +74,7 @@ export = function register(RED: NodeAPI): void {
       objects,
       autoRegister: def.autoRegister !== false,
     });
-    const handover = handovers.get(node.id);
-    handovers.delete(node.id);
+    const handover = handovers.take(node.id);
     if (handover && handover.serialPort === (def.serialPort ?? '')) node.device.inherit(handover.snapshot);
     node.currentStatus = { fill: 'grey', shape: 'ring', text: statusKey('notStarted') };
     const publish = (status: NodeStatus) => {
@@ -124,7 +124,7 @@ export = function register(RED: NodeAPI): void {
       closing = true;
       if (graceTimer) clearTimeout(graceTimer);
       graceTimer = undefined;
-      if (!removed && started) handovers.set(node.id, { serialPort: def.serialPort ?? '', snapshot: node.device.snapshot() });
+      if (!removed && started) handovers.keep(node.id, { serialPort: def.serialPort ?? '', snapshot: node.device.snapshot() });
       stop(removed).then(() => done(), () => done());
     });
   }

@@ -5,10 +5,10 @@
  */
 import type { NodeAPI } from 'node-red';
 import type { Notification, Registration, WriteAttributes } from '../lwm2m/server';
-import { namedValues } from '../lwm2m/model';
+import { namedComposite, namedValues } from '../lwm2m/model';
 import type { ValueTree } from '../lwm2m/types';
 import { formatPath, parsePath } from '../lwm2m/path';
-import { endpointOf, FlowNodeConfig, formatOf, pathOf, runRequest, showFailure, clearFailure } from './shared/flow-node';
+import { endpointOf, FlowNodeConfig, formatOf, pathOf, runRequest, showFailure, clearFailure, coapCodeOf, isRemoteEvent } from './shared/flow-node';
 import { AutoObserveRetries, keepObservations, takeObservations } from './shared/observations';
 import { DeviceRoleConfig } from './device';
 import { registerFlowNode } from './shared/define';
@@ -60,7 +60,7 @@ export = function register(RED: NodeAPI): void {
       if (!def.named) return {};
       const tree = value as ValueTree;
       if (!Array.isArray(path)) return { named: namedValues(server.registry, parsePath(path), tree) };
-      return { named: Object.fromEntries(Object.entries(tree as Record<string, ValueTree>).map(([p, v]) => [p, namedValues(server.registry, parsePath(p), v)])) };
+      return { named: namedComposite(server.registry, tree as Record<string, ValueTree>) };
     };
 
     const onNotify = (n: Notification) => {
@@ -98,7 +98,8 @@ export = function register(RED: NodeAPI): void {
               // on the node's status and to Catch nodes, then again with backoff (and at the next Update)
               showFailure(node, err, t('runtime.autoPrefix', { path }));
               const msg: Lwm2mMessage = { topic: 'observe', endpoint: reg.endpoint, path, lwm2m: { auto: true } };
-              if (typeof err.code === 'string' && /^\d\.\d\d$/.test(err.code)) msg.code = err.code;
+              const code = coapCodeOf(err);
+              if (code) msg.code = code;
               node.error(t('runtime.autoObserve', { error: err.message }), msg);
               retries.failed(reg.endpoint, path, () => {
                 const current = server.getRegistration(reg.endpoint);
@@ -109,19 +110,18 @@ export = function register(RED: NodeAPI): void {
       });
     };
     // in a fleet, the instance a device talks to observes it (the others would only forward)
-    const remote = (origin: unknown) => Boolean(origin && typeof origin === 'object' && (origin as { remote?: unknown }).remote === true);
-    const onRegister = (reg: Registration, _previous?: Registration, origin?: unknown) => {
+    const onRegister = (reg: Registration, ...rest: unknown[]) => {
       if (def.endpoint && reg.endpoint !== def.endpoint) return;
-      if (remote(origin)) return;
+      if (isRemoteEvent(rest)) return;
       for (const key of [...owned]) if (key.startsWith(`${reg.endpoint}\n`)) owned.delete(key);
       retries.forget(reg.endpoint);
       autoObserve(reg, autoPaths);
     };
     // an Update of a device whose auto-observation is missing (it failed, or the registration was
     // carried over to a new socket without its observations) starts it again
-    const onUpdate = (reg: Registration, _previous?: Registration, origin?: unknown) => {
+    const onUpdate = (reg: Registration, ...rest: unknown[]) => {
       if (def.endpoint && reg.endpoint !== def.endpoint) return;
-      if (remote(origin)) return;
+      if (isRemoteEvent(rest)) return;
       const missing = autoPaths.filter((p) => !server.isObserving(reg.endpoint, p));
       if (missing.length) autoObserve(reg, missing);
     };

@@ -3,7 +3,7 @@
  * paths at once (Read-Composite); msg.topic "discover" asks for the object/instance links instead.
  */
 import type { NodeAPI } from 'node-red';
-import { namedValues } from '../lwm2m/model';
+import { namedComposite, namedValues } from '../lwm2m/model';
 import { formatPath, parsePath } from '../lwm2m/path';
 import { endpointOf, FlowNodeConfig, formatOf, pathOf, runRequest } from './shared/flow-node';
 import { DeviceRoleConfig } from './device';
@@ -26,7 +26,7 @@ export = function register(RED: NodeAPI): void {
         if (Array.isArray(msg.path)) {
           const paths = msg.path.map((p) => formatPath(parsePath(String(p))));
           const result = await server.readComposite(endpoint, paths, { format });
-          if (def.named) msg.named = Object.fromEntries(Object.entries(result.value).map(([p, v]) => [p, namedValues(server.registry, parsePath(p), v)]));
+          if (def.named) msg.named = namedComposite(server.registry, result.value);
           return Object.assign(msg, { topic: 'read', path: paths, payload: result.value, code: result.code, format: result.format });
         }
         const path = pathOf(msg, def);

@@ -8,7 +8,7 @@ import type { EventEmitter } from 'events';
 import type { NodeAPI } from 'node-red';
 import { pskEntry, Registration, ReplacedEvent, SendEvent } from '../lwm2m/server';
 import { formatPath } from '../lwm2m/path';
-import { FlowNodeConfig, registrationPayload } from './shared/flow-node';
+import { FlowNodeConfig, isRemoteEvent, registrationPayload } from './shared/flow-node';
 import { DeviceRoleConfig } from './device';
 import { registerFlowNode } from './shared/define';
 import { DoneFunction, Lwm2mMessage, NodeDef, SendFunction } from './shared/types';
@@ -22,12 +22,6 @@ interface RegisterNodeDef extends NodeDef, FlowNodeConfig, DeviceRoleConfig {
   fleet?: 'local' | 'all';
 }
 
-/** The origin a fleet's server puts last on its registration events. */
-function isRemote(args: unknown[]): boolean {
-  const last = args[args.length - 1] as { remote?: unknown } | undefined;
-  return Boolean(last && typeof last === 'object' && last.remote === true);
-}
-
 /** `moved`: a DTLS session with a connection ID followed its device to a new address (NAT rebinding). */
 const EVENTS = ['register', 'update', 'deregister', 'expire', 'wakeup', 'moved'] as const;
 
@@ -37,7 +31,7 @@ export = function register(RED: NodeAPI): void {
     const listeners = EVENTS.map((topic) => {
       const listener = (reg: Registration, ...rest: unknown[]) => {
         if (def.endpoint && reg.endpoint !== def.endpoint) return;
-        if (def.fleet !== 'all' && isRemote(rest)) return;
+        if (def.fleet !== 'all' && isRemoteEvent(rest)) return;
         const msg: Lwm2mMessage = { topic, endpoint: reg.endpoint, payload: registrationPayload(reg), lwm2m: { registrationId: reg.id, ...(reg.owner ? { instance: reg.owner } : {}) } };
         node.send(msg);
       };

@@ -9,7 +9,7 @@ const os = require('os');
 const path = require('path');
 const { Bc66Driver, Bc66Emulator, Bc66Lwm2m, startPtyPair } = require('../../dist/bc66');
 const { Lwm2mServer } = require('../../dist/lwm2m/server');
-const { nextEvent } = require('../helpers');
+const { nextEvent, recordModem } = require('../helpers');
 
 const IMEI = '866425030022222';
 const EP = `urn:imei:${IMEI}`;
@@ -29,12 +29,7 @@ describe('BC66 start-up adopts what the modem already has', function () {
     pty = await startPtyPair(path.join(dir, 'modem'), path.join(dir, 'host'));
     emulator = new Bc66Emulator({ path: pty.a, imei: IMEI, localAddress: '127.0.0.1', deregisterDelayMs: 300 });
     emulator.on('warning', () => {});
-    received = [];
-    errors = [];
-    const onCommand = emulator.onCommand.bind(emulator);
-    emulator.onCommand = (line) => { received.push(line.trim()); onCommand(line); };
-    const error = emulator.error.bind(emulator);
-    emulator.error = (code) => { errors.push(code); error(code); };
+    ({ received, errors } = recordModem(emulator));
     await emulator.start();
     server = new Lwm2mServer({ port: 0, address: '127.0.0.1' });
     server.on('warning', () => {});

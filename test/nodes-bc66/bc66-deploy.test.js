@@ -11,7 +11,7 @@ const os = require('os');
 const path = require('path');
 const helper = require('node-red-node-test-helper');
 const { Bc66Emulator, startPtyPair } = require('../../dist/bc66');
-const { freeUdpPort, collector, delay } = require('../helpers');
+const { freeUdpPort, collector, delay, recordModem } = require('../helpers');
 
 const TYPES = ['lwm2m-server', 'lwm2m-bc66', 'lwm2m-register', 'lwm2m-read', 'lwm2m-observe'];
 const NODES = TYPES.map((t) => require(`../../nodes/${t}.js`));
@@ -53,12 +53,7 @@ describe('BC66 over Full deploys (Node-RED, emulator, server)', function () {
     // the Deregister of a modem takes a network round trip: its +QLWDEREG comes late
     emulator = new Bc66Emulator({ path: pty.a, imei: IMEI, localAddress: '127.0.0.1', deregisterDelayMs: 800 });
     emulator.on('warning', () => {});
-    received = [];
-    errors = [];
-    const onCommand = emulator.onCommand.bind(emulator);
-    emulator.onCommand = (line) => { received.push(line.trim()); onCommand(line); };
-    const error = emulator.error.bind(emulator);
-    emulator.error = (code) => { errors.push(code); error(code); };
+    ({ received, errors } = recordModem(emulator));
     await emulator.start();
   });
   afterEach(async () => {

@@ -49,13 +49,19 @@ describe('deploys keep registrations', function () {
     return client.start().then(() => client);
   }
 
-  it('keeps socket, registrations and observations over Full deploys when the server\'s settings did not change', async () => {
+  /** The flow deployed, and one device registered and auto-observed through it. */
+  async function observedDevice() {
     const port = await freeUdpPort();
     await helper.load(NODES, flow(port));
     const before = await running('srv');
     const obsOut = collector(helper.getNode('obsOut'));
     const client = await startClient('kept-1', port);
     await obsOut.next((m) => m.topic === 'observe' && m.lwm2m.auto, 5000);
+    return { port, before, client };
+  }
+
+  it('keeps socket, registrations and observations over Full deploys when the server\'s settings did not change', async () => {
+    const { port, before, client } = await observedDevice();
 
     for (const type of ['full', 'flows', 'full']) {
       await helper.setFlows(flow(port), type);
@@ -75,12 +81,7 @@ describe('deploys keep registrations', function () {
   });
 
   it('carries registrations to a new socket when settings changed; the next Update restores the auto-observation', async () => {
-    const port = await freeUdpPort();
-    await helper.load(NODES, flow(port));
-    const before = await running('srv');
-    const obsOut = collector(helper.getNode('obsOut'));
-    const client = await startClient('kept-1', port);
-    await obsOut.next((m) => m.topic === 'observe' && m.lwm2m.auto, 5000);
+    const { port, before, client } = await observedDevice();
 
     const changed = flow(port);
     changed[1].timeout = 3;

@@ -1,4 +1,4 @@
 export { ObjectRegistry, LoadReport } from './registry';
 export { DdfError, parseDdf } from './ddf';
 export { BUILTIN_OBJECTS } from './builtin';
-export { namedValues } from './named';
+export { namedComposite, namedValues } from './named';

@@ -3,6 +3,7 @@
  * "Sensor Value" than 5700 (`msg.named`). Object and instance ids stay ids (they name nothing);
  * a resource the model does not know keeps its id.
  */
+import { parsePath } from '../path';
 import type { Lwm2mPath, ValueTree } from '../types';
 import type { ObjectRegistry } from './registry';
 
@@ -19,6 +20,13 @@ function namedInstance(registry: ObjectRegistry, objectId: number, instance: Val
 
 function isTree(value: ValueTree): value is Record<string, ValueTree> {
   return value !== null && typeof value === 'object' && !Buffer.isBuffer(value) && !(value instanceof Date) && !('objectId' in value && 'instanceId' in value);
+}
+
+/** The values of a composite read or observation (`{path: value}`), each with resource names. */
+export function namedComposite(registry: ObjectRegistry, values: Record<string, ValueTree>): Record<string, ValueTree> {
+  const out: Record<string, ValueTree> = {};
+  for (const [path, value] of Object.entries(values)) out[path] = namedValues(registry, parsePath(path), value);
+  return out;
 }
 
 /** The value read at `path`, with resource names for resource ids. */

@@ -111,16 +111,6 @@ export class Lwm2mServer extends DeviceManagement {
       tracked: (record) => this.cluster?.observationTracked(record),
       ended: (id) => this.cluster?.observationEnded(id),
     }, this.options.maxObservationsPerDevice, this.options.maxObservations);
-    this.registrations = new RegistrationHandler({
-      store: this.store, security: this.security, queue: this.queue, registry: this.registry,
-      minLifetime: this.options.minLifetime, expiryGraceMs: this.options.expiryGraceMs,
-      allowAddressChange: this.options.allowAddressChange, maxPayloadBytes: this.options.maxRegistrationPayload, maxLinks: this.options.maxRegistrationLinks,
-      newRegistrationId: () => newRegistrationId((id) => this.store.byRegistrationId(id) !== undefined),
-      forget: (reg) => this.forget(reg),
-      emit: (event, ...args) => this.emit(event, ...args),
-      shared: options.shared,
-      origin: options.shared ? { instance: options.shared.instanceId, remote: false } : undefined,
-    });
     if (options.shared) {
       this.cluster = new ClusterLink(options.shared, {
         store: this.store, security: localSecurity, requestTimeoutMs: this.options.requestTimeoutMs,
@@ -133,6 +123,16 @@ export class Lwm2mServer extends DeviceManagement {
         transport?.setObservationAdopter((peer, notification, adopt) => this.adoptObservation(peer as Peer & { identity?: string }, notification.token, adopt));
       }
     }
+    this.registrations = new RegistrationHandler({
+      store: this.store, security: this.security, queue: this.queue, registry: this.registry,
+      minLifetime: this.options.minLifetime, expiryGraceMs: this.options.expiryGraceMs,
+      allowAddressChange: this.options.allowAddressChange, maxPayloadBytes: this.options.maxRegistrationPayload, maxLinks: this.options.maxRegistrationLinks,
+      newRegistrationId: () => newRegistrationId((id) => this.store.byRegistrationId(id) !== undefined),
+      forget: (reg) => this.forget(reg),
+      emit: (event, ...args) => this.emit(event, ...args),
+      shared: this.cluster?.shared,
+      origin: this.cluster?.origin,
+    });
     this.persistence = options.persistenceFile ? new RegistrationFile(options.persistenceFile) : null;
     if (this.persistence) {
       const save = () => this.persistence!.scheduleSave(() => this.store.list());

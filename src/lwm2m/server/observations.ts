@@ -98,7 +98,8 @@ export class ObservationService {
     const key = this.key(endpoint, path);
     this.active.get(key)?.handle.close();
     const observationId = handle.token.toString('hex');
-    const active: ActiveObservation = { observationId, endpoint, path, handle, basePath, request, ...(tag !== undefined ? { tag } : {}) };
+    const record: ObservationRecord = { observationId, endpoint, path, basePath, request, ...(tag !== undefined ? { tag } : {}) };
+    const active: ActiveObservation = { ...record, handle };
     if (!this.active.has(key)) this.counted(endpoint, 1);
     this.active.set(key, active);
     handle.on('notification', (response) => this.notification(active, response));
@@ -108,7 +109,7 @@ export class ObservationService {
       this.active.delete(key);
       this.counted(endpoint, -1);
     });
-    this.ctx.tracked?.({ observationId, endpoint, path, basePath, request, ...(tag !== undefined ? { tag } : {}) });
+    this.ctx.tracked?.(record);
     return observationId;
   }
 

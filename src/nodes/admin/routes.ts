@@ -9,6 +9,7 @@ import type { Lwm2mServer, Registration } from '../../lwm2m/server';
 import type { ObjectDefinition, ValueTree } from '../../lwm2m/types';
 import { ObjectRegistry } from '../../lwm2m/model';
 import { getServer, listServers, ServerEntry } from './directory';
+import { coapCodeOf } from '../shared/flow-node';
 import { jsonValue } from './json-value';
 import { LiveUpdates } from './live-updates';
 
@@ -72,7 +73,7 @@ function registryOf(req: Request): ObjectRegistry {
 function safe(handler: Handler): Handler {
   return (req, res) => {
     Promise.resolve().then(() => handler(req, res)).catch((err: Error & { code?: unknown; status?: number }) => {
-      const code = typeof err.code === 'string' && /^\d\.\d\d$/.test(err.code) ? err.code : undefined;
+      const code = coapCodeOf(err);
       res.status(err.status ?? (code ? 502 : 400)).json({ error: err.message, code });
     });
   };

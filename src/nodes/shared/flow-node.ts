@@ -8,7 +8,7 @@ import { formatPath, parsePath } from '../../lwm2m/path';
 import type { Registration } from '../../lwm2m/server';
 import { Lwm2mError } from '../../lwm2m/types';
 import { DoneFunction, Lwm2mMessage, Lwm2mServerConfigNode, Node, SendFunction } from './types';
-import { statusKey, t } from './i18n';
+import { operationLabel, statusKey, t } from './i18n';
 
 export class MessageError extends Lwm2mError {}
 
@@ -114,6 +114,20 @@ export function shortError(err: Error & { code?: unknown }): string {
   return text.length > 40 ? `${text.slice(0, 37)}…` : text;
 }
 
+/** The CoAP code (`4.04`) an error carries when a device answered one; undefined otherwise. */
+export function coapCodeOf(err: { code?: unknown }): string | undefined {
+  return typeof err.code === 'string' && /^\d\.\d\d$/.test(err.code) ? err.code : undefined;
+}
+
+/**
+ * Whether a server event came from another instance of a fleet: its last argument is then
+ * `{ remote: true }` (the server's EventOrigin; one server alone adds none).
+ */
+export function isRemoteEvent(args: unknown[]): boolean {
+  const last = args[args.length - 1] as { remote?: unknown } | undefined;
+  return Boolean(last && typeof last === 'object' && last.remote === true);
+}
+
 /** Flow nodes whose last request failed: their red status stays until their next request. */
 const failedNodes = new WeakSet<Node>();
 
@@ -137,7 +151,7 @@ export function runRequest(
   request: () => Promise<Lwm2mMessage | null>,
 ): void {
   failedNodes.delete(node);
-  const operation = t(`op.${label}`, undefined, label);
+  const operation = operationLabel(label);
   showStatus(node, { fill: 'blue', shape: 'dot', text: operation });
   let promise: Promise<Lwm2mMessage | null>;
   try {
@@ -150,7 +164,8 @@ export function runRequest(
     if (out) send(out);
     done();
   }, (err: Error & { code?: string }) => {
-    if (typeof err.code === 'string' && /^\d\.\d\d$/.test(err.code)) msg.code = err.code;
+    const code = coapCodeOf(err);
+    if (code) msg.code = code;
     showFailure(node, err);
     done(err);
   });

@@ -36,6 +36,18 @@ export function t(key: string, args?: Record<string, unknown>, fallback?: string
   return english.replace(/__(\w+)__/g, (m, name: string) => (args && name in args ? String(args[name]) : m));
 }
 
+/** Operation names by label: runRequest asks for one at every request. Only the catalogue's own are kept (a label may come from msg.topic). */
+const operations = new Map<string, string>();
+
+/** The name of an operation (`read`, `write-attributes`…) for a status; the label itself when the catalogue has none. */
+export function operationLabel(label: string): string {
+  let text = operations.get(label);
+  if (text !== undefined) return text;
+  text = t(`op.${label}`, undefined, label);
+  if (typeof lookup(englishCatalogue(), `lwm2m-server.op.${label}`) === 'string') operations.set(label, text);
+  return text;
+}
+
 let english: unknown;
 function englishCatalogue(): unknown {
   if (english === undefined) {

@@ -3,20 +3,16 @@
  * the node that replaces it at a deploy (the server, kept running, still has them), and the
  * retries of failed auto-observations.
  */
+import { Handover } from './handover';
 
-/** Observations handed over are taken within this time or dropped (the new flow starts at once). */
-const HANDOVER_MS = 60_000;
-const handedOver = new Map<string, { at: number; keys: Set<string> }>();
+const handedOver = new Handover<Set<string>>();
 
 export function keepObservations(nodeId: string, keys: Set<string>): void {
-  for (const [id, entry] of handedOver) if (Date.now() - entry.at >= HANDOVER_MS) handedOver.delete(id);
-  if (keys.size > 0) handedOver.set(nodeId, { at: Date.now(), keys });
+  if (keys.size > 0) handedOver.keep(nodeId, keys);
 }
 
 export function takeObservations(nodeId: string): Set<string> {
-  const entry = handedOver.get(nodeId);
-  handedOver.delete(nodeId);
-  return entry && Date.now() - entry.at < HANDOVER_MS ? entry.keys : new Set();
+  return handedOver.take(nodeId) ?? new Set();
 }
 
 /** First retry after this long, doubling up to RETRY_MAX_MS. */

@@ -224,47 +224,51 @@ export class RedisStore extends EventEmitter implements SharedStore {
     return done === 1;
   }
 
-  async observations(): Promise<ObservationRecord[]> {
-    const all = await this.run('loading the observations', () => this.commands.hvals(`${this.prefix}obs`));
-    return all.map((v) => fromWire<ObservationRecord>(v));
+  /** Every entry of a shared hash (`obs`, `sec`). */
+  private async hashValues<T>(what: string, hash: string): Promise<T[]> {
+    const all = await this.run(`loading the ${what}`, () => this.commands.hvals(`${this.prefix}${hash}`));
+    return all.map((v) => fromWire<T>(v));
   }
 
-  async putObservation(record: ObservationRecord): Promise<void> {
-    await this.run(`storing an observation of ${record.endpoint}`, () => this.commands.multi()
-      .hset(`${this.prefix}obs`, record.observationId, toWire(record))
-      .publish(`${this.prefix}observations`, toWire({ type: 'put', origin: this.instanceId, record }))
-      .exec());
+  /**
+   * Sets (or, with `value` null, deletes) a field of a shared hash and tells every instance on
+   * `channel`, in one transaction.
+   */
+  private async changeShared(what: string, hash: string, channel: string, field: string, value: unknown, event: Record<string, unknown>): Promise<void> {
+    await this.run(what, () => {
+      const multi = this.commands.multi();
+      if (value === null) multi.hdel(`${this.prefix}${hash}`, field);
+      else multi.hset(`${this.prefix}${hash}`, field, toWire(value));
+      return multi.publish(`${this.prefix}${channel}`, toWire({ ...event, origin: this.instanceId })).exec();
+    });
   }
 
-  async removeObservation(observationId: string): Promise<void> {
-    await this.run('removing an observation', () => this.commands.multi()
-      .hdel(`${this.prefix}obs`, observationId)
-      .publish(`${this.prefix}observations`, toWire({ type: 'remove', origin: this.instanceId, observationId }))
-      .exec());
+  observations(): Promise<ObservationRecord[]> {
+    return this.hashValues('observations', 'obs');
+  }
+
+  putObservation(record: ObservationRecord): Promise<void> {
+    return this.changeShared(`storing an observation of ${record.endpoint}`, 'obs', 'observations', record.observationId, record, { type: 'put', record });
+  }
+
+  removeObservation(observationId: string): Promise<void> {
+    return this.changeShared('removing an observation', 'obs', 'observations', observationId, null, { type: 'remove', observationId });
   }
 
   onObservationEvent(listener: (event: { type: 'put' | 'remove'; origin: string; record?: ObservationRecord; observationId?: string }) => void): void {
     this.on('observationEvent', listener);
   }
 
-  async securityEntries(): Promise<PskEntry[]> {
-    const all = await this.run('loading the security entries', () => this.commands.hvals(`${this.prefix}sec`));
-    return all.map((v) => fromWire<PskEntry>(v));
+  securityEntries(): Promise<PskEntry[]> {
+    return this.hashValues('security entries', 'sec');
   }
 
-  async putSecurity(entry: PskEntry): Promise<void> {
-    const json = toWire(entry);
-    await this.run(`storing the credentials of ${entry.endpoint}`, () => this.commands.multi()
-      .hset(`${this.prefix}sec`, entry.identity, json)
-      .publish(`${this.prefix}security`, toWire({ type: 'put', origin: this.instanceId, entry }))
-      .exec());
+  putSecurity(entry: PskEntry): Promise<void> {
+    return this.changeShared(`storing the credentials of ${entry.endpoint}`, 'sec', 'security', entry.identity, entry, { type: 'put', entry });
   }
 
-  async removeSecurity(identity: string): Promise<void> {
-    await this.run('removing credentials', () => this.commands.multi()
-      .hdel(`${this.prefix}sec`, identity)
-      .publish(`${this.prefix}security`, toWire({ type: 'remove', origin: this.instanceId, identity }))
-      .exec());
+  removeSecurity(identity: string): Promise<void> {
+    return this.changeShared('removing credentials', 'sec', 'security', identity, null, { type: 'remove', identity });
   }
 
   /** An instance that did not answer a forwarded call counts as down until it renews its mark. */
